@@ -1,0 +1,186 @@
+// Package app holds flexhub's use cases: every operation a party can ask
+// for, as one method that authorises the caller, validates the input,
+// changes the store in one transaction, and appends the change to the
+// audit chain in that same transaction. Stores only persist; HTTP and MQTT
+// handlers only translate to and from these methods.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/flexhub/flexhub"
+)
+
+// Service is the application layer over one store.
+type Service struct {
+	store flexhub.Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Service. log may be nil.
+func New(store flexhub.Store, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// SetClock replaces the clock (tests, demos that replay a day).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Store returns the underlying store.
+func (s *Service) Store() flexhub.Store { return s.store }
+
+type actorKey struct{}
+
+// WithActor returns a context in which p is the authenticated caller.
+func WithActor(ctx context.Context, p *flexhub.Party) context.Context {
+	return context.WithValue(ctx, actorKey{}, p)
+}
+
+// ActorFrom returns the authenticated caller, or nil.
+func ActorFrom(ctx context.Context) *flexhub.Party {
+	p, _ := ctx.Value(actorKey{}).(*flexhub.Party)
+	return p
+}
+
+// actor returns the caller, or EUnauthorized. With roles given, the caller
+// must hold one of them (EForbidden otherwise).
+func actor(ctx context.Context, roles ...flexhub.Role) (*flexhub.Party, error) {
+	p := ActorFrom(ctx)
+	if p == nil {
+		return nil, flexhub.Errorf(flexhub.EUnauthorized, "authenticate with an API key: Authorization: Bearer <key>")
+	}
+	if len(roles) > 0 && !p.HasAnyRole(roles...) {
+		names := ""
+		for i, r := range roles {
+			if i > 0 {
+				names += " or "
+			}
+			names += string(r)
+		}
+		return nil, flexhub.Errorf(flexhub.EForbidden, "this needs the role %s; party %s has %v", names, p.EIC, p.Roles)
+	}
+	return p, nil
+}
+
+// privileged reports whether p may see the whole register: the platform
+// administrator and the flexibility register operator.
+func privileged(p *flexhub.Party) bool {
+	return p.HasAnyRole(flexhub.RoleAdmin, flexhub.RoleFlexibilityRegisterOperator)
+}
+
+// record appends an audit entry for a change of obj, naming the parties
+// entitled to read it (the actor always is).
+func (s *Service) record(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, action, kind, id string, version int64, obj any, parties ...string) error {
+	e := &flexhub.AuditEntry{
+		At: s.now(), ActorID: by.ID, Action: action, ObjectKind: kind, ObjectID: id, Version: version,
+		Parties: dedupe(append([]string{by.ID}, parties...)), PayloadHash: flexhub.PayloadHash(obj),
+	}
+	return tx.AppendAudit(ctx, e)
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// replay looks up an idempotency key inside a create's transaction. It
+// returns the id of the object the first request created, or "" if the
+// key is new (or empty). The same key with a different request is an
+// error.
+func replay(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key, kind string, request any) (string, error) {
+	if key == "" {
+		return "", nil
+	}
+	if len(key) > 200 {
+		return "", flexhub.FieldErrorf("Idempotency-Key", "keep idempotency keys under 200 characters")
+	}
+	rec, err := tx.Idempotency(ctx, by.ID, key)
+	if flexhub.ErrorKind(err) == flexhub.ENotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if rec.ObjectKind != kind || rec.Fingerprint != flexhub.PayloadHash(request) {
+		return "", flexhub.Errorf(flexhub.EConflict, "idempotency key %q was already used for a different request (%s %s); use a new key", key, rec.ObjectKind, rec.ObjectID)
+	}
+	return rec.ObjectID, nil
+}
+
+// remember stores an idempotency key with the object it created.
+func (s *Service) remember(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key, kind, id string, request any) error {
+	if key == "" {
+		return nil
+	}
+	return tx.PutIdempotency(ctx, &flexhub.IdempotencyRecord{PartyID: by.ID, Key: key, Fingerprint: flexhub.PayloadHash(request), ObjectKind: kind, ObjectID: id, CreatedAt: s.now()})
+}
+
+// Created is what a create returns: the object, and whether it is the
+// replay of an earlier request with the same idempotency key.
+type Created[T any] struct {
+	Object   *T
+	Replayed bool
+}
+
+// create runs the common shape of every create: replay check, the make
+// function (validate, insert, audit), and the idempotency record, in one
+// transaction. load reads back a replayed object.
+func create[T any](ctx context.Context, s *Service, by *flexhub.Party, key, kind string, request any,
+	load func(tx flexhub.Tx, id string) (*T, error),
+	make func(tx flexhub.Tx) (*T, string, error)) (*Created[T], error) {
+	var out Created[T]
+	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
+		id, err := replay(ctx, tx, by, key, kind, request)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			obj, err := load(tx, id)
+			out = Created[T]{Object: obj, Replayed: true}
+			return err
+		}
+		obj, id, err := make(tx)
+		if err != nil {
+			return err
+		}
+		out.Object = obj
+		return s.remember(ctx, tx, by, key, kind, id, request)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// notFoundOr hides objects the caller may not see: it answers as if they
+// did not exist, so ids cannot be probed.
+func notFound(kind, id string) error {
+	return flexhub.Errorf(flexhub.ENotFound, "%s %s not found", kind, id)
+}
+
+// ListResult is one page of a list.
+type ListResult[T any] struct {
+	Items []*T
+	Next  string
+}
+
+// checkVersion compares the version the caller read (If-Match) with the
+// stored one, before any other work.
+func checkVersion(kind, id string, sent, stored int64) error {
+	if sent != stored {
+		return flexhub.Errorf(flexhub.EConflict, "%s %s was changed by someone else: it is at version %d, you sent version %d; read it again and retry", kind, id, stored, sent)
+	}
+	return nil
+}

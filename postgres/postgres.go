@@ -1,0 +1,68 @@
+// Package postgres is flexhub's production store on PostgreSQL, through
+// pgx's database/sql driver so that it shares sqlstore's queries with the
+// SQLite store.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/flexhub/flexhub/sqlstore"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the embedded PostgreSQL schema migrations.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return sub
+}
+
+type dialect struct{}
+
+func (dialect) Rebind(q string) string { return sqlstore.RebindDollar(q) }
+
+func (dialect) IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// Lock takes a transaction-scoped advisory lock.
+func (dialect) Lock(ctx context.Context, tx *sql.Tx, key int64) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key)
+	return err
+}
+
+// Open connects to the database at dsn (postgres://...), applies pending
+// migrations when migrate is true, and returns the store.
+func Open(ctx context.Context, dsn string, migrate bool) (*sqlstore.Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	if migrate {
+		if _, err := Migrate(ctx, db); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return sqlstore.New(db, db, dialect{}), nil
+}
+
+// Migrate applies pending migrations to an open database.
+func Migrate(ctx context.Context, db *sql.DB) ([]string, error) {
+	return sqlstore.Migrate(ctx, db, dialect{}, Migrations())
+}

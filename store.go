@@ -1,0 +1,165 @@
+package flexhub
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists flexhub's state. Implementations: sqlite (embedded
+// default) and postgres. Both pass the same conformance suite
+// (storetest). A store only persists; authorisation and rules live in the
+// service layer (app).
+type Store interface {
+	// Update runs fn in one read-write transaction: everything fn did is
+	// committed together, or nothing is.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction with a consistent snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// Page asks for one page of a list, ordered by id (creation time).
+type Page struct {
+	After string // cursor: the last id of the previous page
+	Limit int    // at most this many; 0 means DefaultPageLimit
+}
+
+// Page limits.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 500
+)
+
+// Filter narrows a list to rows whose indexed column equals a value; the
+// keys are the column names each List method documents.
+type Filter map[string]string
+
+// Tx is one transaction. Getters return an ENotFound error for missing
+// objects. Updates are optimistic: they take the version the caller read
+// and fail with EConflict if the stored version moved on; on success the
+// object's Version is incremented. Every version of every object is kept
+// and can be read with AsOf.
+type Tx interface {
+	CreateParty(ctx context.Context, p *Party) error
+	UpdateParty(ctx context.Context, p *Party) error
+	Party(ctx context.Context, id string) (*Party, error)
+	PartyByEIC(ctx context.Context, eic string) (*Party, error)
+	// ListParties filters on "role" (a party holding it).
+	ListParties(ctx context.Context, f Filter, pg Page) ([]*Party, string, error)
+	CountParties(ctx context.Context) (int64, error)
+
+	CreateCredential(ctx context.Context, c *Credential) error
+	Credential(ctx context.Context, id string) (*Credential, error)
+	RevokeCredential(ctx context.Context, id string, at time.Time) error
+	TouchCredential(ctx context.Context, id string, at time.Time) error
+	ListCredentials(ctx context.Context, partyID string) ([]*Credential, error)
+
+	CreateControlArea(ctx context.Context, a *ControlArea) error
+	ControlArea(ctx context.Context, id string) (*ControlArea, error)
+	ListControlAreas(ctx context.Context, f Filter, pg Page) ([]*ControlArea, string, error)
+
+	CreateGridArea(ctx context.Context, a *GridArea) error
+	GridArea(ctx context.Context, id string) (*GridArea, error)
+	// ListGridAreas filters on "dso_id", "control_area_id".
+	ListGridAreas(ctx context.Context, f Filter, pg Page) ([]*GridArea, string, error)
+
+	CreateConnectionPoint(ctx context.Context, c *ConnectionPoint) error
+	UpdateConnectionPoint(ctx context.Context, c *ConnectionPoint) error
+	ConnectionPoint(ctx context.Context, id string) (*ConnectionPoint, error)
+	// ListConnectionPoints filters on "dso_id", "grid_area_id".
+	ListConnectionPoints(ctx context.Context, f Filter, pg Page) ([]*ConnectionPoint, string, error)
+
+	CreateMeteringPoint(ctx context.Context, m *MeteringPoint) error
+	UpdateMeteringPoint(ctx context.Context, m *MeteringPoint) error
+	MeteringPoint(ctx context.Context, id string) (*MeteringPoint, error)
+	// ListMeteringPoints filters on "dso_id", "consumer_id", "connection_point_id".
+	ListMeteringPoints(ctx context.Context, f Filter, pg Page) ([]*MeteringPoint, string, error)
+
+	CreateResource(ctx context.Context, r *Resource) error
+	UpdateResource(ctx context.Context, r *Resource) error
+	Resource(ctx context.Context, id string) (*Resource, error)
+	// ListResources filters on "fsp_id", "owner_id", "dso_id",
+	// "metering_point_id", "connection_point_id", "status".
+	ListResources(ctx context.Context, f Filter, pg Page) ([]*Resource, string, error)
+
+	CreateProduct(ctx context.Context, p *Product) error
+	UpdateProduct(ctx context.Context, p *Product) error
+	Product(ctx context.Context, id string) (*Product, error)
+	// ListProducts filters on "system_operator_id", "status".
+	ListProducts(ctx context.Context, f Filter, pg Page) ([]*Product, string, error)
+
+	CreatePrequalification(ctx context.Context, p *Prequalification) error
+	UpdatePrequalification(ctx context.Context, p *Prequalification) error
+	Prequalification(ctx context.Context, id string) (*Prequalification, error)
+	// ListPrequalifications filters on "resource_id", "product_id",
+	// "fsp_id", "system_operator_id", "status".
+	ListPrequalifications(ctx context.Context, f Filter, pg Page) ([]*Prequalification, string, error)
+
+	CreateGridPrequalification(ctx context.Context, g *GridPrequalification) error
+	UpdateGridPrequalification(ctx context.Context, g *GridPrequalification) error
+	GridPrequalification(ctx context.Context, id string) (*GridPrequalification, error)
+	// ListGridPrequalifications filters on "resource_id", "dso_id", "fsp_id", "status".
+	ListGridPrequalifications(ctx context.Context, f Filter, pg Page) ([]*GridPrequalification, string, error)
+
+	CreateContract(ctx context.Context, c *Contract) error
+	UpdateContract(ctx context.Context, c *Contract) error
+	Contract(ctx context.Context, id string) (*Contract, error)
+	// ListContracts filters on "fsp_id", "system_operator_id", "product_id", "status".
+	ListContracts(ctx context.Context, f Filter, pg Page) ([]*Contract, string, error)
+
+	// AsOf decodes into dst the version of object kind/id that was in
+	// force at t (kinds: "party", "resource", ... as in AuditEntry).
+	AsOf(ctx context.Context, kind, id string, t time.Time, dst any) error
+	// Versions lists every version of an object, oldest first.
+	Versions(ctx context.Context, kind, id string) ([]ObjectVersion, error)
+
+	// AppendAudit fills Seq, PrevHash and Hash and appends the entry. The
+	// chain stays linear under concurrent transactions.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit lists entries in sequence order after seq `after`; with
+	// partyID set, only entries naming that party; with objectID set,
+	// only entries about that object.
+	ListAudit(ctx context.Context, partyID, objectID string, after int64, limit int) ([]*AuditEntry, error)
+
+	// Idempotency records which object a party's idempotency key created.
+	Idempotency(ctx context.Context, partyID, key string) (*IdempotencyRecord, error)
+	PutIdempotency(ctx context.Context, r *IdempotencyRecord) error
+}
+
+// ObjectVersion is one stored version of an object.
+type ObjectVersion struct {
+	Version   int64      `json:"version"`
+	ValidFrom time.Time  `json:"valid_from"`
+	ValidTo   *time.Time `json:"valid_to,omitempty"`
+	Body      []byte     `json:"-"`
+}
+
+// IdempotencyRecord ties a retried create to the object the first attempt
+// made. Fingerprint is a hash of the request body: the same key with a
+// different body is an error, not a replay.
+type IdempotencyRecord struct {
+	PartyID     string
+	Key         string
+	Fingerprint string
+	ObjectKind  string
+	ObjectID    string
+	CreatedAt   time.Time
+}
+
+// Object kinds, as used in audit entries, history and AsOf.
+const (
+	KindParty                = "party"
+	KindCredential           = "credential"
+	KindControlArea          = "control_area"
+	KindGridArea             = "grid_area"
+	KindConnectionPoint      = "connection_point"
+	KindMeteringPoint        = "metering_point"
+	KindResource             = "resource"
+	KindProduct              = "product"
+	KindPrequalification     = "prequalification"
+	KindGridPrequalification = "grid_prequalification"
+	KindContract             = "contract"
+)
