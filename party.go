@@ -66,7 +66,7 @@ func (p *Party) HasAnyRole(rs ...Role) bool {
 // IsSystemOperator reports whether the party is a TSO or DSO.
 func (p *Party) IsSystemOperator() bool { return p.HasAnyRole(RoleTSO, RoleDSO) }
 
-var eicPattern = regexp.MustCompile(`^[0-9]{2}[A-Z0-9-][A-Z0-9-]{12}[A-Z0-9]$`)
+var eicPattern = regexp.MustCompile(`^[0-9]{2}[A-Z0-9-][A-Z0-9-]{12}[A-Z0-9-]$`)
 
 // eicWeights are the position weights of the EIC check character algorithm.
 // Characters map 0-9 to 0-9, A-Z to 10-35 and '-' to 36.

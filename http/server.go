@@ -36,6 +36,9 @@ type Server struct {
 
 // NewServer builds the API and its operational endpoints.
 func NewServer(svc *app.Service, log *slog.Logger, version string) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s := &Server{svc: svc, log: log, mux: http.NewServeMux(), version: version, registry: prometheus.NewRegistry()}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flexhub_http_requests_total", Help: "HTTP requests by operation and status."}, []string{"operation", "status"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flexhub_http_request_duration_seconds", Help: "HTTP request latency by operation.", Buckets: prometheus.DefBuckets}, []string{"operation"})
