@@ -58,9 +58,12 @@ func (s *Store) Update(ctx context.Context, fn func(flexhub.Tx) error) error {
 	return s.run(ctx, s.write, nil, fn)
 }
 
-// View implements flexhub.Store.
+// View implements flexhub.Store. The transaction is read-only and
+// repeatable-read, so every query in fn sees the same snapshot (PostgreSQL's
+// default, read committed, takes a new snapshot per statement; SQLite's
+// read transactions are snapshots already and ignore the level).
 func (s *Store) View(ctx context.Context, fn func(flexhub.Tx) error) error {
-	return s.run(ctx, s.read, &sql.TxOptions{ReadOnly: s.read != s.write}, fn)
+	return s.run(ctx, s.read, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}, fn)
 }
 
 func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(flexhub.Tx) error) (err error) {
