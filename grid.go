@@ -17,7 +17,7 @@ type ControlArea struct {
 type ControlAreaSpec struct {
 	EIC   string `json:"eic" doc:"area EIC code" example:"10YDE-RWENET---I"`
 	Name  string `json:"name" minLength:"1" maxLength:"200"`
-	TSOID string `json:"tso_id" doc:"party id of the TSO operating the area; defaults to the caller"`
+	TSOID string `json:"tso_id,omitempty" doc:"party id of the TSO operating the area; defaults to the caller"`
 }
 
 // Validate checks the control area's data.
@@ -44,7 +44,7 @@ type GridArea struct {
 type GridAreaSpec struct {
 	EIC           string `json:"eic" doc:"area EIC code"`
 	Name          string `json:"name" minLength:"1" maxLength:"200"`
-	DSOID         string `json:"dso_id" doc:"party id of the operating DSO; defaults to the caller"`
+	DSOID         string `json:"dso_id,omitempty" doc:"party id of the operating DSO; defaults to the caller"`
 	ControlAreaID string `json:"control_area_id" doc:"the TSO control area the grid area lies in"`
 }
 
@@ -175,4 +175,72 @@ type SwitchRequest struct {
 	SupplierID string    `json:"supplier_id,omitempty"`
 	BRPID      string    `json:"brp_id,omitempty"`
 	ValidFrom  time.Time `json:"valid_from"`
+}
+
+// Validate checks a switch request on its own; whether valid_from is late
+// enough depends on the metering point (see MeteringPoint.Switch).
+func (s *SwitchRequest) Validate() error {
+	if s.SupplierID == "" && s.BRPID == "" {
+		return FieldErrorf("supplier_id", "a switch names a new supplier_id, a new brp_id, or both")
+	}
+	if s.SupplierID != "" && !ValidID(s.SupplierID) {
+		return FieldErrorf("supplier_id", "%q is not a party id", s.SupplierID)
+	}
+	if s.BRPID != "" && !ValidID(s.BRPID) {
+		return FieldErrorf("brp_id", "%q is not a party id", s.BRPID)
+	}
+	if s.ValidFrom.IsZero() {
+		return FieldErrorf("valid_from", "a switch needs the time it takes effect")
+	}
+	s.ValidFrom = s.ValidFrom.UTC()
+	return nil
+}
+
+// Switch appends the assignment a switch request makes. The party that is
+// not switched carries over from the last assignment, so every assignment
+// is complete on its own and AssignmentAt needs no look-back. Earlier
+// assignments are never changed: settlement of past periods depends on
+// them.
+func (m *MeteringPoint) Switch(s SwitchRequest) error {
+	next := MarketAssignment{SupplierID: s.SupplierID, BRPID: s.BRPID, ValidFrom: s.ValidFrom}
+	if n := len(m.Assignments); n > 0 {
+		last := m.Assignments[n-1]
+		if !s.ValidFrom.After(last.ValidFrom) {
+			return FieldErrorf("valid_from", "valid_from %s must be after the last assignment, which took effect at %s",
+				s.ValidFrom.Format(time.RFC3339), last.ValidFrom.Format(time.RFC3339))
+		}
+		if next.SupplierID == "" {
+			next.SupplierID = last.SupplierID
+		}
+		if next.BRPID == "" {
+			next.BRPID = last.BRPID
+		}
+		if next.SupplierID == last.SupplierID && next.BRPID == last.BRPID {
+			return FieldErrorf("supplier_id", "supplier %s and BRP %s already hold this metering point; nothing to switch", last.SupplierID, last.BRPID)
+		}
+	}
+	m.Assignments = append(m.Assignments, next)
+	return nil
+}
+
+// Assigned reports whether the party was ever supplier or BRP of the
+// metering point: it stays entitled to the data of the periods it served.
+func (m *MeteringPoint) Assigned(partyID string) bool {
+	for _, a := range m.Assignments {
+		if a.SupplierID == partyID || a.BRPID == partyID {
+			return true
+		}
+	}
+	return false
+}
+
+// Parties lists everyone entitled to read the metering point by their
+// role on it (the DSO, the consumer, every supplier and BRP it ever had),
+// for audit entries.
+func (m *MeteringPoint) Parties() []string {
+	out := []string{m.DSOID, m.ConsumerID}
+	for _, a := range m.Assignments {
+		out = append(out, a.SupplierID, a.BRPID)
+	}
+	return out
 }

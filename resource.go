@@ -204,3 +204,18 @@ func (s *ResourceSpec) Validate() error {
 	}
 	return s.Technical.Validate()
 }
+
+// Parties lists the parties entitled to read the resource by their role on
+// it (operating FSP, owner, DSO of its connection point), for audit
+// entries. Empty ids are left for the caller to drop.
+func (r *Resource) Parties() []string { return []string{r.FSPID, r.OwnerID, r.DSOID} }
+
+// HasMember reports whether the group lists the resource id.
+func (r *Resource) HasMember(id string) bool {
+	for _, m := range r.Members {
+		if m == id {
+			return true
+		}
+	}
+	return false
+}

@@ -176,7 +176,7 @@ func (s *Service) ListParties(ctx context.Context, role string, pg flexhub.Page)
 	f := flexhub.Filter{}
 	if role != "" {
 		if !flexhub.Role(role).Valid() {
-			return nil, flexhub.FieldErrorf("role", "unknown role %q", role)
+			return nil, flexhub.FieldErrorf("query.role", "unknown role %q", role)
 		}
 		f["role"] = role
 	}

@@ -31,9 +31,11 @@ type meOutput struct {
 
 type credentialCreateInput struct {
 	IDPath
-	Body struct {
-		Label string `json:"label,omitempty" maxLength:"200" doc:"what the key is for"`
-	}
+	Body *credentialLabel `required:"false"`
+}
+
+type credentialLabel struct {
+	Label string `json:"label,omitempty" maxLength:"200" doc:"what the key is for"`
 }
 
 type issuedOutput struct {
@@ -102,7 +104,11 @@ func (s *Server) registerParties() {
 		Summary: "Issue an API key", DefaultStatus: http.StatusCreated,
 		Description: "The key is in the response once and never again; flexhub keeps only its hash."},
 		func(ctx context.Context, in *credentialCreateInput) (*issuedOutput, error) {
-			c, err := s.svc.IssueCredential(ctx, in.ID, in.Body.Label)
+			label := ""
+			if in.Body != nil {
+				label = in.Body.Label
+			}
+			c, err := s.svc.IssueCredential(ctx, in.ID, label)
 			if err != nil {
 				return nil, problem(err)
 			}

@@ -1,0 +1,342 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/flexhub/flexhub"
+)
+
+// Resources: the flexible units and groups FSPs offer. Every change is a
+// new version with its own valid_from; nothing is overwritten or deleted,
+// because prequalifications, bids and settlements refer to the resource
+// as it was at their time.
+
+// resolveResource checks a resource spec against the register and fills
+// in what follows from its references. It returns the DSO of the unit's
+// connection point ("" for groups). fsp is the operating FSP.
+//
+// A unit's metering point must exist; references to objects that do not
+// exist are bad input (422). Its owner defaults to the metering point's
+// consumer and may otherwise only be the FSP itself (an FSP-owned asset
+// behind the consumer's meter): nobody else can be made owner of a unit
+// at someone's connection. Its connection point is the metering point's.
+//
+// A group's members must be active units of the same FSP: a group is how
+// one FSP offers many small units together, and a unit another FSP
+// operates is not this FSP's to offer. A missing resource and another
+// FSP's resource get the same answer, so that ids cannot be probed.
+func (s *Service) resolveResource(ctx context.Context, tx flexhub.Tx, fsp string, spec *flexhub.ResourceSpec) (string, error) {
+	if spec.Kind == flexhub.ResourceGroup {
+		for i, id := range spec.Members {
+			field := fmt.Sprintf("members[%d]", i)
+			m, err := tx.Resource(ctx, id)
+			if flexhub.ErrorKind(err) == flexhub.ENotFound || (err == nil && m.FSPID != fsp) {
+				return "", flexhub.FieldErrorf(field, "resource %s is not one of your resources", id)
+			}
+			if err != nil {
+				return "", err
+			}
+			if m.Kind != flexhub.ResourceUnit {
+				return "", flexhub.FieldErrorf(field, "resource %s is a group; a group holds units only", id)
+			}
+			if m.Status != flexhub.ResourceActive {
+				return "", flexhub.FieldErrorf(field, "unit %s is %s; only active units can join a group", id, m.Status)
+			}
+		}
+		return "", nil
+	}
+	mp, err := tx.MeteringPoint(ctx, spec.MeteringPointID)
+	if flexhub.ErrorKind(err) == flexhub.ENotFound {
+		return "", flexhub.FieldErrorf("metering_point_id", "metering point %s does not exist", spec.MeteringPointID)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch spec.OwnerID {
+	case "":
+		spec.OwnerID = mp.ConsumerID
+	case mp.ConsumerID, fsp:
+	default:
+		return "", flexhub.FieldErrorf("owner_id", "the owner of a unit at metering point %s is its consumer or the FSP itself; leave owner_id out for the consumer", mp.ID)
+	}
+	switch spec.ConnectionPointID {
+	case "":
+		spec.ConnectionPointID = mp.ConnectionPointID
+	case mp.ConnectionPointID:
+	default:
+		return "", flexhub.FieldErrorf("connection_point_id", "metering point %s is at connection point %s, not %s; leave connection_point_id out", mp.ID, mp.ConnectionPointID, spec.ConnectionPointID)
+	}
+	cp, err := tx.ConnectionPoint(ctx, spec.ConnectionPointID)
+	if err != nil {
+		return "", err
+	}
+	return cp.DSOID, nil
+}
+
+// RegisterResource registers a unit or a group for the calling FSP. It is
+// active from now.
+func (s *Service) RegisterResource(ctx context.Context, spec flexhub.ResourceSpec, key string) (*Created[flexhub.Resource], error) {
+	by, err := actor(ctx, flexhub.RoleFSP)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	request := spec // fingerprint what the client sent, before defaults are filled in
+	return create(ctx, s, by, key, flexhub.KindResource, request,
+		func(tx flexhub.Tx, id string) (*flexhub.Resource, error) { return tx.Resource(ctx, id) },
+		func(tx flexhub.Tx) (*flexhub.Resource, string, error) {
+			dso, err := s.resolveResource(ctx, tx, by.ID, &spec)
+			if err != nil {
+				return nil, "", err
+			}
+			now := s.now()
+			r := &flexhub.Resource{ID: flexhub.NewID(), ResourceSpec: spec, FSPID: by.ID, DSOID: dso,
+				Status: flexhub.ResourceActive, ValidFrom: now, CreatedAt: now}
+			if err := tx.CreateResource(ctx, r); err != nil {
+				return nil, "", err
+			}
+			return r, r.ID, s.record(ctx, tx, by, "resource.registered", flexhub.KindResource, r.ID, r.Version, r, r.Parties()...)
+		})
+}
+
+// operated loads a resource for a change by its FSP: invisible resources
+// are not found, visible ones of another FSP are forbidden, and a
+// deregistered one is final.
+func (s *Service) operated(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id string) (*flexhub.Resource, error) {
+	r, err := tx.Resource(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.canSeeResource(ctx, tx, by, r) {
+		return nil, notFound("resource", id)
+	}
+	if r.FSPID != by.ID {
+		return nil, flexhub.Errorf(flexhub.EForbidden, "only the FSP operating resource %s may change it", id)
+	}
+	if r.Status == flexhub.ResourceDeregistered {
+		return nil, flexhub.Errorf(flexhub.EConflict, "resource %s was deregistered at %s; register a new resource instead", id, r.ValidFrom.Format(time.RFC3339))
+	}
+	return r, nil
+}
+
+// UpdateResource replaces a resource's spec with a new version, in force
+// from now: by its FSP. The kind cannot change, because groups and units
+// are prequalified differently.
+func (s *Service) UpdateResource(ctx context.Context, id string, spec flexhub.ResourceSpec, version int64) (*flexhub.Resource, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	var out *flexhub.Resource
+	err = s.store.Update(ctx, func(tx flexhub.Tx) error {
+		r, err := s.operated(ctx, tx, by, id)
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("resource", id, version, r.Version); err != nil {
+			return err
+		}
+		if spec.Kind != r.Kind {
+			return flexhub.FieldErrorf("kind", "resource %s is a %s and stays one; register a new %s instead", id, r.Kind, spec.Kind)
+		}
+		for i, m := range spec.Members {
+			if m == id {
+				return flexhub.FieldErrorf(fmt.Sprintf("members[%d]", i), "a group cannot contain itself")
+			}
+		}
+		dso, err := s.resolveResource(ctx, tx, r.FSPID, &spec)
+		if err != nil {
+			return err
+		}
+		before := r.Parties()
+		r.ResourceSpec = spec
+		r.DSOID = dso
+		r.ValidFrom = s.now()
+		if err := tx.UpdateResource(ctx, r); err != nil {
+			return err
+		}
+		out = r
+		// A former owner or DSO learns that the resource left them.
+		return s.record(ctx, tx, by, "resource.updated", flexhub.KindResource, r.ID, r.Version, r, append(before, r.Parties()...)...)
+	})
+	return out, err
+}
+
+// DeregisterResource ends a resource: a new version with status
+// deregistered, in force from now; its history stays readable. A unit
+// that an active group still counts on must leave the group first, or the
+// group would offer flexibility that no longer exists.
+func (s *Service) DeregisterResource(ctx context.Context, id string, version int64) (*flexhub.Resource, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *flexhub.Resource
+	err = s.store.Update(ctx, func(tx flexhub.Tx) error {
+		r, err := s.operated(ctx, tx, by, id)
+		if err != nil {
+			return err
+		}
+		if err := checkVersion("resource", id, version, r.Version); err != nil {
+			return err
+		}
+		if r.Kind == flexhub.ResourceUnit {
+			g, err := activeGroupOf(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				return flexhub.Errorf(flexhub.EConflict, "unit %s is a member of active group %s (%s); remove it from the group first", id, g.ID, g.Name)
+			}
+		}
+		r.Status = flexhub.ResourceDeregistered
+		r.ValidFrom = s.now()
+		if err := tx.UpdateResource(ctx, r); err != nil {
+			return err
+		}
+		out = r
+		return s.record(ctx, tx, by, "resource.deregistered", flexhub.KindResource, r.ID, r.Version, r, r.Parties()...)
+	})
+	return out, err
+}
+
+// activeGroupOf finds an active group that lists the unit. Groups belong
+// to the unit's FSP, so its active resources are all there is to scan.
+func activeGroupOf(ctx context.Context, tx flexhub.Tx, unit *flexhub.Resource) (*flexhub.Resource, error) {
+	pg := flexhub.Page{Limit: flexhub.MaxPageLimit}
+	for {
+		rs, next, err := tx.ListResources(ctx, flexhub.Filter{"fsp_id": unit.FSPID, "status": flexhub.ResourceActive}, pg)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range rs {
+			if g.Kind == flexhub.ResourceGroup && g.HasMember(unit.ID) {
+				return g, nil
+			}
+		}
+		if next == "" {
+			return nil, nil
+		}
+		pg.After = next
+	}
+}
+
+// GetResource returns a resource the caller may see; with asOf set, the
+// version in force at that time (404 if the resource did not exist yet).
+// Visibility follows the resource as it is now.
+func (s *Service) GetResource(ctx context.Context, id string, asOf *time.Time) (*flexhub.Resource, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *flexhub.Resource
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		r, err := tx.Resource(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !s.canSeeResource(ctx, tx, by, r) {
+			return notFound("resource", id)
+		}
+		if asOf != nil {
+			r = new(flexhub.Resource)
+			if err := tx.AsOf(ctx, flexhub.KindResource, id, *asOf, r); err != nil {
+				return err
+			}
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// ResourceVersion is one version of a resource with the time it stopped
+// being in force (absent for the current version).
+type ResourceVersion struct {
+	flexhub.Resource
+	ValidTo *time.Time `json:"valid_to,omitempty" doc:"when the next version replaced this one; absent for the current version"`
+}
+
+// ResourceVersions lists every version of a resource the caller may see,
+// oldest first.
+func (s *Service) ResourceVersions(ctx context.Context, id string) ([]*ResourceVersion, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*ResourceVersion
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		r, err := tx.Resource(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !s.canSeeResource(ctx, tx, by, r) {
+			return notFound("resource", id)
+		}
+		vs, err := tx.Versions(ctx, flexhub.KindResource, id)
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			rv := &ResourceVersion{ValidTo: v.ValidTo}
+			if err := json.Unmarshal(v.Body, &rv.Resource); err != nil {
+				return fmt.Errorf("decode resource %s version %d: %w", id, v.Version, err)
+			}
+			out = append(out, rv)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ResourceFilter narrows a resource list. Party filters accept "self".
+type ResourceFilter struct {
+	FSPID             string
+	DSOID             string
+	OwnerID           string
+	Status            string
+	MeteringPointID   string
+	ConnectionPointID string
+}
+
+// ListResources lists resources: the register sees all; an FSP its own
+// (fsp_id=self by default), a DSO those in its grid (dso_id=self), an
+// owner its own (owner_id=self). A party with several of these roles gets
+// the first of them by default and picks another with an explicit
+// filter. Resources visible through a prequalification are listed through
+// the prequalifications, not here.
+func (s *Service) ListResources(ctx context.Context, rf ResourceFilter, pg flexhub.Page) (*ListResult[flexhub.Resource], error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := flexhub.Filter{}
+	setFilter(f, by, "fsp_id", rf.FSPID)
+	setFilter(f, by, "dso_id", rf.DSOID)
+	setFilter(f, by, "owner_id", rf.OwnerID)
+	setFilter(f, by, "metering_point_id", rf.MeteringPointID)
+	setFilter(f, by, "connection_point_id", rf.ConnectionPointID)
+	switch rf.Status {
+	case "", flexhub.ResourceActive, flexhub.ResourceDeregistered:
+		setFilter(f, by, "status", rf.Status)
+	default:
+		return nil, flexhub.FieldErrorf("query.status", "%q is not a resource status: use active or deregistered", rf.Status)
+	}
+	if err := scope(by, f, "resources", scopeKey{"fsp_id", flexhub.RoleFSP}, scopeKey{"dso_id", flexhub.RoleDSO}, scopeKey{"owner_id", flexhub.RoleConsumer}); err != nil {
+		return nil, err
+	}
+	var out ListResult[flexhub.Resource]
+	err = s.store.View(ctx, func(tx flexhub.Tx) (err error) {
+		out.Items, out.Next, err = tx.ListResources(ctx, f, pg)
+		return err
+	})
+	return &out, err
+}
