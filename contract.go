@@ -61,10 +61,15 @@ func (s *ContractSpec) Validate() error {
 	if s.FSPID != "" && !ValidID(s.FSPID) {
 		return FieldErrorf("fsp_id", "%q is not a party id", s.FSPID)
 	}
+	seen := map[string]bool{}
 	for i, r := range s.ResourceIDs {
 		if !ValidID(r) {
 			return FieldErrorf(fieldIndex("resource_ids", i), "%q is not a resource id", r)
 		}
+		if seen[r] {
+			return FieldErrorf(fieldIndex("resource_ids", i), "resource %s is listed twice", r)
+		}
+		seen[r] = true
 	}
 	return s.Validity.Validate("validity")
 }
@@ -116,6 +121,9 @@ func (c *Contract) RequestTermination(by string, r TerminationRequest, now time.
 		eff = r.EffectiveAt.UTC()
 		if eff.Before(now.Add(-time.Minute)) {
 			return FieldErrorf("effective_at", "termination cannot take effect in the past")
+		}
+		if c.Validity.End != nil && !eff.Before(*c.Validity.End) {
+			return FieldErrorf("effective_at", "the contract ends by itself at %s; terminate it before then or let it run out", c.Validity.End.Format(time.RFC3339))
 		}
 	}
 	c.Status = ContractTerminationRequested

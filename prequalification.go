@@ -118,7 +118,15 @@ func (p *Prequalification) RequestInfo(by string, keys []string, text string, no
 	if strings.TrimSpace(text) == "" && len(keys) == 0 {
 		return FieldErrorf("text", "say what information is missing")
 	}
+	seen := map[string]bool{}
 	for i, k := range keys {
+		if seen[k] {
+			return FieldErrorf(fieldIndex("keys", i), "requirement key %q is listed twice", k)
+		}
+		seen[k] = true
+		if product == nil {
+			continue
+		}
 		if err := checkAnswers(product, map[string]string{k: ""}, false); err != nil {
 			return FieldErrorf(fieldIndex("keys", i), "%s", ErrorMessage(err))
 		}
@@ -137,15 +145,24 @@ func (p *Prequalification) Supplement(by string, answers map[string]string, text
 	if len(answers) == 0 && strings.TrimSpace(text) == "" {
 		return FieldErrorf("answers", "give the requested answers or a text")
 	}
-	if err := checkAnswers(product, answers, false); err != nil {
-		return err
-	}
-	if p.Answers == nil {
-		p.Answers = map[string]string{}
+	merged := make(map[string]string, len(p.Answers)+len(answers))
+	for k, v := range p.Answers {
+		merged[k] = v
 	}
 	for k, v := range answers {
-		p.Answers[k] = v
+		merged[k] = v
 	}
+	if product != nil {
+		if err := checkAnswers(product, answers, false); err != nil {
+			return err
+		}
+		// A supplement must not blank out an answer the product requires:
+		// the reviewer would decide on an incomplete file.
+		if err := checkAnswers(product, merged, true); err != nil {
+			return err
+		}
+	}
+	p.Answers = merged
 	p.Status = PrequalSubmitted
 	p.Messages = append(p.Messages, PrequalMessage{Type: "supplemented", By: by, At: now, Text: text, Answers: answers})
 	p.UpdatedAt = now
@@ -178,6 +195,9 @@ func (p *Prequalification) Decide(by string, d DecisionRequest, now time.Time) e
 		u := d.ValidUntil.UTC()
 		if !u.After(dec.ValidFrom) {
 			return FieldErrorf("valid_until", "validity must end after it starts (%s)", dec.ValidFrom.Format(time.RFC3339))
+		}
+		if d.Outcome != PrequalRejected && !u.After(now) {
+			return FieldErrorf("valid_until", "validity must end in the future; an approval that has already expired approves nothing")
 		}
 		dec.ValidUntil = &u
 	}
@@ -278,15 +298,23 @@ func (g *GridPrequalification) Decide(by string, d GridDecisionRequest, now time
 		if d.LimitUp == nil && d.LimitDown == nil {
 			return FieldErrorf("limit_up", "limited needs limit_up and/or limit_down")
 		}
-		if _, err := d.LimitUp.Watts("limit_up"); err != nil {
+		up, err := d.LimitUp.Watts("limit_up")
+		if err != nil {
 			return err
 		}
-		if _, err := d.LimitDown.Watts("limit_down"); err != nil {
+		down, err := d.LimitDown.Watts("limit_down")
+		if err != nil {
 			return err
+		}
+		if up == 0 && down == 0 {
+			return FieldErrorf("limit_up", "limits of zero in every given direction block the unit: use outcome rejected with reasons")
 		}
 	case GridPrequalRejected:
 		if reasons == "" {
 			return FieldErrorf("reasons", "a rejection needs reasons")
+		}
+		if d.LimitUp != nil || d.LimitDown != nil {
+			return FieldErrorf("outcome", "a rejection takes no limits; use limited to allow part of the flexibility")
 		}
 	default:
 		return FieldErrorf("outcome", "%q is not approved, limited or rejected", d.Outcome)
