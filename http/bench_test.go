@@ -26,7 +26,9 @@ import (
 // BenchmarkResourceRegistration measures resource registrations per second
 // through the HTTP API (authentication, validation, one transaction with
 // the audit append) on SQLite and, when FLEXHUB_TEST_POSTGRES is set, on
-// PostgreSQL, one client and 8 concurrent clients:
+// PostgreSQL, one client and 8 concurrent clients. The baseline in the
+// same run is an authenticated GET /v1/me (HTTP, authentication and one
+// read, no write), so registrations can be read as a ratio to it:
 //
 //	FLEXHUB_TEST_POSTGRES=postgres://... go test ./http/ -run '^$' -bench ResourceRegistration -benchtime 2000x
 func BenchmarkResourceRegistration(b *testing.B) {
@@ -45,11 +47,13 @@ func BenchmarkResourceRegistration(b *testing.B) {
 	}
 	for _, st := range stores {
 		for _, clients := range []int{1, 8} {
-			b.Run(fmt.Sprintf("%s/clients=%d", st.name, clients), func(b *testing.B) {
-				store := st.open(b)
-				defer store.Close()
-				benchRegister(b, store, clients)
-			})
+			for _, op := range []string{"register", "baseline-get-me"} {
+				b.Run(fmt.Sprintf("%s/%s/clients=%d", st.name, op, clients), func(b *testing.B) {
+					store := st.open(b)
+					defer store.Close()
+					benchRegister(b, store, clients, op == "register")
+				})
+			}
 		}
 	}
 }
@@ -103,7 +107,21 @@ func (c *benchClient) post(path, key string, body any, out any) {
 	}
 }
 
-func benchRegister(b *testing.B, store flexhub.Store, clients int) {
+func (c *benchClient) get(path, key string) {
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.b.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		c.b.Fatalf("GET %s: %d", path, res.StatusCode)
+	}
+}
+
+func benchRegister(b *testing.B, store flexhub.Store, clients int, register bool) {
 	ctx := context.Background()
 	svc := app.New(store, nil)
 	admin, err := svc.Bootstrap(ctx, "")
@@ -136,10 +154,14 @@ func benchRegister(b *testing.B, store flexhub.Store, clients int) {
 	body := map[string]any{"name": "battery", "kind": "unit", "unit_type": "battery", "metering_point_id": mp.ID,
 		"technical": map[string]any{"max_up": map[string]any{"value": 5, "unit": "kW"}, "max_down": map[string]any{"value": 5, "unit": "kW"}}}
 
+	op := func() { c.post("/v1/resources", fspKey, body, nil) }
+	if !register {
+		op = func() { c.get("/v1/me", fspKey) }
+	}
 	b.ResetTimer()
 	if clients == 1 {
 		for i := 0; i < b.N; i++ {
-			c.post("/v1/resources", fspKey, body, nil)
+			op()
 		}
 	} else {
 		// RunParallel starts GOMAXPROCS × parallelism goroutines; divide so
@@ -147,10 +169,10 @@ func benchRegister(b *testing.B, store flexhub.Store, clients int) {
 		b.SetParallelism(max(1, clients/max(1, runtime.GOMAXPROCS(0))))
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				c.post("/v1/resources", fspKey, body, nil)
+				op()
 			}
 		})
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registrations/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
