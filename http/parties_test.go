@@ -19,6 +19,7 @@ func TestParties(t *testing.T) {
 		{name: "bad key", method: "GET", path: "/v1/me", token: "fh_0123456789abcdef0123456789abcdef_" + "x123456789012345678901234567890123", wantStatus: 401, wantBody: []string{"unknown API key"}},
 		{name: "me", method: "GET", path: "/v1/me", token: fspKey, wantStatus: 200, wantBody: []string{fsp, `"fsp"`}},
 		{name: "unknown field", method: "POST", path: "/v1/parties", token: e.admin, body: map[string]any{"eic": eic("10XNEW"), "name": "n", "roles": []string{"fsp"}, "colour": "red"}, wantStatus: 422, wantBody: []string{"body.colour"}},
+		{name: "NUL character in a name", method: "POST", path: "/v1/parties", token: e.admin, body: map[string]any{"eic": eic("10XNUL"), "name": "nul\x00name", "roles": []string{"fsp"}}, wantStatus: 422, wantBody: []string{"NUL"}},
 		{name: "malformed json", method: "POST", path: "/v1/parties", token: e.admin, body: `{"eic":`, wantStatus: 400},
 		{name: "bad EIC check character", method: "POST", path: "/v1/parties", token: e.admin, body: map[string]any{"eic": "10XNEW----------", "name": "n", "roles": []string{"fsp"}}, wantStatus: 422, wantBody: []string{"body.eic", "check character"}},
 		{name: "unknown role", method: "POST", path: "/v1/parties", token: e.admin, body: map[string]any{"eic": eic("10XNEW"), "name": "n", "roles": []string{"king"}}, wantStatus: 422, wantBody: []string{"body.roles[0]"}},

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -52,9 +53,9 @@ func (t *Tx) insertObject(ctx context.Context, tb *table, id string, version *in
 	if *version == 0 {
 		*version = 1
 	}
-	body, err := json.Marshal(obj)
+	body, err := encode(tb, obj)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", tb.kind, err)
+		return err
 	}
 	args := append([]any{id, *version}, idx...)
 	args = append(args, string(body))
@@ -65,6 +66,40 @@ func (t *Tx) insertObject(ctx context.Context, tb *table, id string, version *in
 		return fmt.Errorf("insert %s: %w", tb.kind, err)
 	}
 	return t.insertHistory(ctx, tb.kind, id, *version, at, body)
+}
+
+// encode renders an object as stored JSON. Text with NUL characters is
+// refused in both stores alike: PostgreSQL cannot hold it in jsonb, and no
+// register field has a use for it.
+func encode(tb *table, obj any) ([]byte, error) {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", tb.kind, err)
+	}
+	if hasNUL(body) {
+		return nil, flexhub.Errorf(flexhub.EInvalid, "text fields of a %s must not contain NUL characters (\\u0000)", tb.noun)
+	}
+	return body, nil
+}
+
+// hasNUL reports whether JSON text holds the escape \u0000 (and not an
+// escaped backslash followed by "u0000").
+func hasNUL(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		n := 0
+		for k := at - 1; k >= 0 && body[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return true
+		}
+		i = at + 1
+	}
 }
 
 func (t *Tx) insertHistory(ctx context.Context, kind, id string, version int64, at time.Time, body []byte) error {
@@ -82,10 +117,10 @@ func (t *Tx) insertHistory(ctx context.Context, kind, id string, version int64, 
 func (t *Tx) updateObject(ctx context.Context, tb *table, id string, version *int64, at time.Time, idx []any, obj any) error {
 	expected := *version
 	*version = expected + 1
-	body, err := json.Marshal(obj)
+	body, err := encode(tb, obj)
 	if err != nil {
 		*version = expected
-		return fmt.Errorf("encode %s: %w", tb.kind, err)
+		return err
 	}
 	args := append([]any{*version}, idx...)
 	args = append(args, string(body), id, expected)
