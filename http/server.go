@@ -16,6 +16,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/app"
+	"github.com/flexhub/flexhub/ui"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -63,6 +64,9 @@ func NewServer(svc *app.Service, log *slog.Logger, version string) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	console := ui.Handler()
+	s.mux.Handle("GET /{$}", console)
+	s.mux.Handle("GET /ui/", console)
 
 	s.registerParties()
 	s.registerAudit()

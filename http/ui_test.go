@@ -1,0 +1,140 @@
+package http_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/flexhub/flexhub/demo"
+)
+
+// TestConsoleInBrowser drives the register console in a real headless
+// Chromium against the demo register: an aggregator signs in with its key,
+// sees its overview and its resources, and a household sees only its own.
+func TestConsoleInBrowser(t *testing.T) {
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but chromium is not installed (.ci/run installs it)")
+		}
+		t.Skip("chromium not installed; apt-get install chromium to run the console test")
+	}
+	e := newEnv(t)
+	res, err := demo.Load(context.Background(), e.svc, filepath.Join("..", "..", "shared", "data"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for _, k := range res.Keys {
+		keys[k.Role] = k.Token
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+
+	signIn := func(t *testing.T, key string) (context.Context, context.CancelFunc) {
+		ctx, cancel := chromedp.NewContext(actx)
+		ctx, cancel2 := context.WithTimeout(ctx, 30*time.Second)
+		err := chromedp.Run(ctx,
+			chromedp.Navigate(e.srv.URL+"/"),
+			chromedp.WaitVisible("#key"),
+			chromedp.SendKeys("#key", key),
+			chromedp.Click("#login button"),
+			chromedp.WaitVisible(".cards"),
+		)
+		if err != nil {
+			t.Fatalf("sign in: %v", err)
+		}
+		return ctx, func() { cancel2(); cancel() }
+	}
+
+	t.Run("aggregator", func(t *testing.T) {
+		ctx, done := signIn(t, keys["FSP (batteries)"])
+		defer done()
+		var who, overview string
+		var rows int
+		err := chromedp.Run(ctx,
+			chromedp.Text("#who", &who),
+			chromedp.Text(".cards", &overview),
+			chromedp.Click(`button[data-tab="resources"]`),
+			chromedp.WaitVisible("tbody tr"),
+			chromedp.Evaluate(`document.querySelectorAll("tbody tr").length`, &rows),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(who, "Sunny Storage Aggregator") {
+			t.Errorf("header shows %q", who)
+		}
+		if !strings.Contains(overview, "intact") {
+			t.Errorf("overview must show the verified audit trail: %q", overview)
+		}
+		if rows != 14 {
+			t.Errorf("the battery aggregator has 13 units and 1 group; the console lists %d", rows)
+		}
+	})
+	t.Run("household sees only its own", func(t *testing.T) {
+		ctx, done := signIn(t, keys["Consumer"])
+		defer done()
+		var rows int
+		var text string
+		err := chromedp.Run(ctx,
+			chromedp.Click(`button[data-tab="metering-points"]`),
+			chromedp.WaitVisible("tbody tr"),
+			chromedp.Evaluate(`document.querySelectorAll("tbody tr").length`, &rows),
+			chromedp.Text("main", &text),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != 1 || !strings.Contains(text, "SGSC-") {
+			t.Errorf("a household must see exactly its own metering point, saw %d rows: %q", rows, text)
+		}
+	})
+	t.Run("bad key", func(t *testing.T) {
+		ctx, cancel := chromedp.NewContext(actx)
+		defer cancel()
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var msg string
+		err := chromedp.Run(ctx,
+			chromedp.Navigate(e.srv.URL+"/"),
+			chromedp.SendKeys("#key", "fh_not_a_key"),
+			chromedp.Click("#login button"),
+			chromedp.WaitVisible(".error"),
+			chromedp.Text(".error", &msg),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(msg, "401") {
+			t.Errorf("a bad key must say why: %q", msg)
+		}
+	})
+}
+
+// TestConsoleHeaders checks the console is served with a strict content
+// security policy, so register text can never run as script.
+func TestConsoleHeaders(t *testing.T) {
+	e := newEnv(t)
+	status, body, h := e.send("GET", "/", "", nil)
+	if status != 200 || !strings.Contains(body, "flexhub") {
+		t.Fatalf("GET /: %d", status)
+	}
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	if status, _, _ := e.send("GET", "/ui/app.js", "", nil); status != 200 {
+		t.Errorf("GET /ui/app.js: %d", status)
+	}
+	if status, _, _ := e.send("GET", "/nope", "", nil); status != 404 {
+		t.Errorf("GET /nope: %d, want 404", status)
+	}
+}

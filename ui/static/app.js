@@ -1,0 +1,230 @@
+// flexhub register console. Reads the REST API with the user's key; builds
+// the DOM with textContent only, so no register text is ever parsed as HTML.
+"use strict";
+
+const state = { key: sessionStorage.getItem("flexhub-key") || "", me: null, tab: "overview" };
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: { Authorization: "Bearer " + state.key } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const where = (body.errors || []).map(e => e.location).filter(Boolean).join(", ");
+    throw new Error(`${res.status} ${body.title || ""}: ${body.detail || ""}${where ? " (" + where + ")" : ""}`);
+  }
+  return body;
+}
+
+// all follows next_cursor until the list ends (at most 2,000 rows here).
+async function all(path) {
+  let items = [], after = "";
+  for (let i = 0; i < 4; i++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(`${path}${sep}limit=500${after ? "&after=" + encodeURIComponent(after) : ""}`);
+    items = items.concat(page.items || []);
+    if (!page.next_cursor) break;
+    after = page.next_cursor;
+  }
+  return items;
+}
+
+const q = v => (v ? `${v.value} ${v.unit}` : "");
+const t = v => (v ? v.replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
+const short = id => (id ? id.slice(0, 8) + "…" : "");
+
+// names maps resource and product ids the caller may see to their names.
+async function names() {
+  const [rs, ps] = await Promise.all([all("/v1/resources").catch(() => []), all("/v1/products").catch(() => [])]);
+  const m = {};
+  for (const x of rs.concat(ps)) m[x.id] = x.name;
+  return id => m[id] || short(id);
+}
+const kw = v => (!v ? 0 : v.value * ({ W: 0.001, kW: 1, MW: 1000 }[v.unit] || 0));
+
+function badge(status) {
+  return el("span", { class: "badge " + status }, status.replaceAll("_", " "));
+}
+
+function table(columns, rows, onclick) {
+  if (!rows.length) return el("p", { class: "empty" }, "Nothing here for your party.");
+  return el("table", {},
+    el("thead", {}, el("tr", {}, columns.map(c => el("th", {}, c[0])))),
+    el("tbody", {}, rows.map(r => el("tr", onclick ? { class: "click", onclick: () => onclick(r) } : {},
+      columns.map(c => el("td", {}, c[1](r)))))));
+}
+
+// bars draws a horizontal bar chart of [label, value, status] rows.
+function bars(title, rows, unit) {
+  const width = 640, rowH = 18, left = 200, max = Math.max(1, ...rows.map(r => r[1]));
+  const h = rows.length * rowH + 24;
+  const g = svg("svg", { viewBox: `0 0 ${width} ${h}`, class: "chart", role: "img", "aria-label": title });
+  rows.forEach(([label, value, status], i) => {
+    const y = i * rowH + 4, w = Math.max(1, (width - left - 70) * value / max);
+    g.append(svg("text", { x: left - 6, y: y + 12, class: "label", "text-anchor": "end" }, label));
+    g.append(svg("rect", { x: left, y, width: w, height: rowH - 5, class: "bar " + (status || "") }));
+    g.append(svg("text", { x: left + w + 4, y: y + 12, class: "value" }, `${Math.round(value * 10) / 10} ${unit}`));
+  });
+  return el("figure", {}, el("figcaption", {}, title), g);
+}
+
+function counts(items, key) {
+  const c = {};
+  for (const it of items) c[it[key]] = (c[it[key]] || 0) + 1;
+  return Object.entries(c).sort();
+}
+
+async function overview(main) {
+  const roles = state.me.roles;
+  const [resources, pqs, contracts, chain] = await Promise.all([
+    all("/v1/resources").catch(() => []),
+    all("/v1/prequalifications").catch(() => []),
+    all("/v1/contracts").catch(() => []),
+    api("/v1/audit/verify"),
+  ]);
+  main.append(el("section", { class: "cards" },
+    card("Resources", resources.length, counts(resources, "status")),
+    card("Prequalifications", pqs.length, counts(pqs, "status")),
+    card("Contracts", contracts.length, counts(contracts, "status")),
+    el("div", { class: "card" }, el("h3", {}, "Audit trail"),
+      el("div", { class: "big " + (chain.ok ? "ok" : "broken") }, chain.ok ? "intact" : "BROKEN"),
+      el("p", {}, `${chain.entries} entries verified`),
+      chain.ok ? el("p", { class: "mono" }, "head " + (chain.head || "").slice(0, 16) + "…") : el("p", {}, `first broken entry: ${chain.first_broken} — ${chain.problem}`))));
+  const units = resources.filter(r => r.kind === "unit" && r.status !== "deregistered");
+  if (units.length) {
+    const rows = units.map(r => [r.name, kw(r.technical.max_up) + kw(r.technical.max_down), r.unit_type]).sort((a, b) => b[1] - a[1]).slice(0, 40);
+    main.append(bars(`Flexibility per unit (upward + downward, kW) — ${roles.join(", ")} view`, rows, "kW"));
+  }
+}
+
+function card(title, n, byStatus) {
+  return el("div", { class: "card" }, el("h3", {}, title), el("div", { class: "big" }, n),
+    el("p", {}, byStatus.map(([s, c]) => el("span", { class: "pill" }, badge(s), " ", c))));
+}
+
+async function resources(main) {
+  const items = await all("/v1/resources");
+  const detail = el("div", { class: "detail" });
+  main.append(table([
+    ["Name", r => r.name], ["Kind", r => r.kind + (r.unit_type ? " · " + r.unit_type.replaceAll("_", " ") : "")],
+    ["Max up", r => q(r.technical.max_up)], ["Max down", r => q(r.technical.max_down)],
+    ["Energy", r => q(r.technical.energy_limit)], ["Status", r => badge(r.status)], ["Version", r => r.version],
+    ["Since", r => t(r.valid_from)],
+  ], items, async r => {
+    detail.replaceChildren(el("h3", {}, `Versions of ${r.name}`));
+    const vs = await api(`/v1/resources/${r.id}/versions`);
+    detail.append(table([["Version", v => v.version], ["Valid from", v => t(v.valid_from)], ["Valid to", v => t(v.valid_to) || "now"],
+      ["Status", v => badge(v.status)], ["Max up", v => q(v.technical.max_up)], ["Max down", v => q(v.technical.max_down)]], vs.items || vs));
+  }), detail);
+}
+
+async function prequalifications(main) {
+  const [items, name] = await Promise.all([all("/v1/prequalifications"), names()]);
+  main.append(table([
+    ["Resource", p => name(p.resource_id)], ["Product", p => name(p.product_id)], ["Status", p => badge(p.status)],
+    ["Rounds", p => p.messages.filter(m => m.type === "information_requested").length],
+    ["Cap", p => (p.decision && p.decision.max_power ? q(p.decision.max_power) : "")],
+    ["Valid until", p => (p.decision && p.decision.valid_until ? t(p.decision.valid_until) : "")], ["Updated", p => t(p.updated_at)],
+  ], items));
+}
+
+async function gridPrequalifications(main) {
+  const [items, name] = await Promise.all([all("/v1/grid-prequalifications"), names()]);
+  main.append(table([
+    ["Resource", g => name(g.resource_id)], ["Status", g => badge(g.status)], ["Limit up", g => q(g.limit_up)],
+    ["Limit down", g => q(g.limit_down)], ["Reasons", g => g.reasons || ""], ["Updated", g => t(g.updated_at)],
+  ], items));
+}
+
+async function contracts(main) {
+  const [items, name] = await Promise.all([all("/v1/contracts"), names()]);
+  main.append(table([
+    ["Product", c => name(c.product_id)], ["Status", c => badge(c.status)], ["From", c => t(c.validity.start)],
+    ["Until", c => t(c.validity.end)], ["Resources", c => (c.resource_ids || []).length || "all"], ["Updated", c => t(c.updated_at)],
+  ], items));
+}
+
+async function products(main) {
+  const items = await all("/v1/products");
+  main.append(table([
+    ["Name", p => p.name], ["Service", p => p.service.replaceAll("_", " ")], ["Direction", p => p.direction],
+    ["Min bid", p => q(p.min_bid_size || p.min_bid_size_reactive)], ["Resolution", p => p.time_resolution],
+    ["Full activation", p => p.full_activation_time], ["Baseline", p => p.baseline_method.replaceAll("_", " ")], ["Status", p => badge(p.status)],
+  ], items));
+}
+
+async function meteringPoints(main) {
+  const items = await all("/v1/metering-points");
+  main.append(table([
+    ["Code", m => m.code], ["Direction", m => m.direction], ["Supplier", m => short((m.assignments.at(-1) || {}).supplier_id)],
+    ["BRP", m => short((m.assignments.at(-1) || {}).brp_id)], ["Switches", m => Math.max(0, m.assignments.length - 1)], ["Since", m => t(m.created_at)],
+  ], items));
+}
+
+async function audit(main) {
+  const page = await api("/v1/audit?limit=200");
+  main.append(table([
+    ["#", e => e.seq], ["At", e => t(e.at)], ["Action", e => e.action], ["Object", e => `${e.object_kind} ${short(e.object_id)}`],
+    ["By", e => short(e.actor_id)], ["Hash", e => el("span", { class: "mono" }, e.hash.slice(0, 12) + "…")],
+  ], page.items));
+}
+
+const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, "metering-points": meteringPoints, audit };
+
+async function show(tab) {
+  state.tab = tab;
+  document.querySelectorAll("#tabs button").forEach(b => b.classList.toggle("active", b.dataset.tab === tab));
+  const main = document.getElementById("main");
+  main.replaceChildren(el("p", { class: "loading" }, "Loading…"));
+  const frag = el("div", {});
+  try {
+    await views[tab](frag);
+    main.replaceChildren(frag);
+  } catch (err) {
+    main.replaceChildren(el("p", { class: "error" }, err.message));
+  }
+}
+
+async function signIn(key) {
+  state.key = key.trim();
+  try {
+    state.me = await api("/v1/me");
+  } catch (err) {
+    sessionStorage.removeItem("flexhub-key");
+    document.getElementById("main").replaceChildren(el("p", { class: "error" }, "Sign-in failed: " + err.message));
+    return;
+  }
+  sessionStorage.setItem("flexhub-key", state.key);
+  document.getElementById("login").hidden = true;
+  document.getElementById("logout").hidden = false;
+  document.getElementById("tabs").hidden = false;
+  document.getElementById("who").replaceChildren(el("strong", {}, state.me.name), " ", el("span", { class: "mono" }, state.me.eic), " ",
+    ...state.me.roles.map(r => el("span", { class: "role" }, r.replaceAll("_", " "))));
+  show("overview");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("login").addEventListener("submit", ev => { ev.preventDefault(); signIn(document.getElementById("key").value); });
+  document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("flexhub-key"); location.reload(); });
+  document.querySelectorAll("#tabs button").forEach(b => b.addEventListener("click", () => show(b.dataset.tab)));
+  if (state.key) signIn(state.key);
+});
