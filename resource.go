@@ -3,6 +3,7 @@ package flexhub
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ResourceKind says whether a resource is a single unit or a group.
@@ -18,9 +19,21 @@ const (
 var UnitTypes = []string{"battery", "ev_charger", "heat_pump", "pv_inverter", "industrial_process", "other"}
 
 // Resource statuses.
+//
+//	pending_confirmation --confirm (accept)--> active --deregister--> deregistered
+//	pending_confirmation --confirm (reject)--> rejected (final)
+//	pending_confirmation --deregister--> deregistered
+//
+// A unit starts pending when the consumer of its metering point is not the
+// registering FSP itself: the consumer is in control of their data, and an
+// active unit gives its FSP read access to the metering point and the
+// consumer. Units on the FSP's own metering point and groups (of units
+// that are active already) start active.
 const (
-	ResourceActive       = "active"
-	ResourceDeregistered = "deregistered"
+	ResourcePendingConfirmation = "pending_confirmation"
+	ResourceActive              = "active"
+	ResourceRejected            = "rejected"
+	ResourceDeregistered        = "deregistered"
 )
 
 // Resource is a flexible unit or an aggregated group of units that an FSP
@@ -29,12 +42,76 @@ const (
 type Resource struct {
 	ID string `json:"id" readOnly:"true"`
 	ResourceSpec
-	FSPID     string    `json:"fsp_id" doc:"the FSP operating the resource" readOnly:"true"`
-	DSOID     string    `json:"dso_id,omitempty" doc:"the DSO of the connection point" readOnly:"true"`
-	Status    string    `json:"status" enum:"active,deregistered" readOnly:"true"`
-	Version   int64     `json:"version" readOnly:"true"`
-	ValidFrom time.Time `json:"valid_from" doc:"when this version took effect" readOnly:"true"`
-	CreatedAt time.Time `json:"created_at" readOnly:"true"`
+	FSPID        string                `json:"fsp_id" doc:"the FSP operating the resource" readOnly:"true"`
+	DSOID        string                `json:"dso_id,omitempty" doc:"the DSO of the connection point" readOnly:"true"`
+	Status       string                `json:"status" enum:"pending_confirmation,active,rejected,deregistered" readOnly:"true" doc:"a unit at another party's metering point is pending_confirmation until that consumer accepts (active) or rejects (rejected) it"`
+	Confirmation *ResourceConfirmation `json:"confirmation,omitempty" readOnly:"true" doc:"the consumer's answer to the registration; absent while pending and when none was needed"`
+	Version      int64                 `json:"version" readOnly:"true"`
+	ValidFrom    time.Time             `json:"valid_from" doc:"when this version took effect" readOnly:"true"`
+	CreatedAt    time.Time             `json:"created_at" readOnly:"true"`
+}
+
+// ResourceConfirmation records how the consumer of a unit's metering point
+// (or the register operator on its behalf) answered the registration. It
+// is kept on the resource, not only in the audit trail, because the FSP
+// needs the reason for a rejection and the audit trail holds only a hash
+// of the object.
+type ResourceConfirmation struct {
+	Accepted   bool      `json:"accepted"`
+	AnsweredBy string    `json:"answered_by" doc:"the party that answered: the consumer, or the register operator on its behalf"`
+	AnsweredAt time.Time `json:"answered_at"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// ConfirmationRequest is the consumer's answer to a unit registered at its
+// metering point.
+type ConfirmationRequest struct {
+	// Accept is a pointer so that a forgotten answer is an error rather
+	// than a silent rejection.
+	Accept *bool  `json:"accept" nullable:"false" doc:"true confirms the registration (the resource becomes active), false rejects it for good"`
+	Reason string `json:"reason,omitempty" maxLength:"4000" doc:"why; shown to the FSP"`
+}
+
+// Validate checks the answer.
+func (c *ConfirmationRequest) Validate() error {
+	if c.Accept == nil {
+		return FieldErrorf("accept", "say whether you accept the registration: \"accept\": true or false")
+	}
+	c.Reason = strings.TrimSpace(c.Reason)
+	if utf8.RuneCountInString(c.Reason) > 4000 {
+		return FieldErrorf("reason", "keep the reason under 4000 characters")
+	}
+	return nil
+}
+
+// Confirm applies the consumer's answer to a pending resource: accepted,
+// it becomes active; rejected, it stays rejected for good, since a
+// consumer who said no must not be asked again through the same
+// registration. The caller has checked who may answer.
+func (r *Resource) Confirm(by string, req ConfirmationRequest, now time.Time) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	switch r.Status {
+	case ResourcePendingConfirmation:
+	case ResourceActive:
+		if r.Confirmation != nil {
+			return Errorf(EConflict, "resource %s was already confirmed at %s; it is active", r.ID, r.Confirmation.AnsweredAt.Format(time.RFC3339))
+		}
+		return Errorf(EConflict, "resource %s is active; it needed no confirmation", r.ID)
+	case ResourceRejected:
+		return Errorf(EConflict, "resource %s was rejected and a rejection is final; the FSP registers a new resource if the consumer agrees now", r.ID)
+	default:
+		return Errorf(EConflict, "resource %s is %s; only a resource pending confirmation can be confirmed or rejected", r.ID, r.Status)
+	}
+	r.Confirmation = &ResourceConfirmation{Accepted: *req.Accept, AnsweredBy: by, AnsweredAt: now, Reason: req.Reason}
+	if *req.Accept {
+		r.Status = ResourceActive
+	} else {
+		r.Status = ResourceRejected
+	}
+	r.ValidFrom = now
+	return nil
 }
 
 // ResourceSpec is what the FSP registers and updates.

@@ -44,7 +44,9 @@ func (s *Service) canSeeConnectionPoint(ctx context.Context, tx flexhub.Tx, by *
 // market relations, so it is visible only to the parties that serve it:
 // its DSO, the consumer, every supplier and BRP it ever had (they settle
 // the periods they served), FSPs operating an active resource on it, and
-// the register.
+// the register. Only an active resource counts: one pending the
+// consumer's confirmation, rejected by it or deregistered must not open
+// the consumer's data to an FSP.
 func (s *Service) canSeeMeteringPoint(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, mp *flexhub.MeteringPoint) bool {
 	if privileged(by) || mp.DSOID == by.ID || mp.ConsumerID == by.ID || mp.Assigned(by.ID) {
 		return true
@@ -57,13 +59,20 @@ func (s *Service) canSeeMeteringPoint(ctx context.Context, tx flexhub.Tx, by *fl
 }
 
 // canSeeResource: a resource is visible to the FSP operating it, its
-// owner, the DSO of its connection point, the register, and every system
+// owner, the consumer of its metering point (who confirms the unit even
+// when the FSP owns it, since it is the consumer's data the unit opens),
+// the DSO of its connection point, the register, and every system
 // operator that was asked to prequalify it — for a product it owns, or
 // for its grid — because reviewing a resource needs its technical data.
 // Everyone else must not learn that it exists.
 func (s *Service) canSeeResource(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, r *flexhub.Resource) bool {
 	if privileged(by) || r.FSPID == by.ID || (r.OwnerID != "" && r.OwnerID == by.ID) || (r.DSOID != "" && r.DSOID == by.ID) {
 		return true
+	}
+	if r.MeteringPointID != "" && by.HasRole(flexhub.RoleConsumer) {
+		if consumer, err := consumerOf(ctx, tx, r); err == nil && consumer == by.ID {
+			return true
+		}
 	}
 	if !by.IsSystemOperator() {
 		return false

@@ -62,7 +62,7 @@ func (s *Service) ProposeContract(ctx context.Context, spec flexhub.ContractSpec
 					return nil, "", flexhub.FieldErrorf(f, "resource %s not found among the resources FSP %s operates", id, c.FSPID)
 				}
 				if r.Status != flexhub.ResourceActive {
-					return nil, "", flexhub.FieldErrorf(f, "resource %s is %s; a contract covers active resources only", id, r.Status)
+					return nil, "", flexhub.FieldErrorf(f, "%s; a contract covers active resources only", notActive(r))
 				}
 			}
 			if err := tx.CreateContract(ctx, c); err != nil {

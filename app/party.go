@@ -119,7 +119,9 @@ func sameRoles(a, b []flexhub.Role) bool {
 // canSeeParty: companies are public master data; a consumer (a person) is
 // visible to itself, the register, and the parties that serve it: the DSO
 // of its metering points, its suppliers and BRPs, the FSPs operating its
-// resources.
+// active resources. A resource pending the consumer's confirmation,
+// rejected by it or deregistered does not count: registering a unit must
+// not be a way to look up a household.
 func (s *Service) canSeeParty(ctx context.Context, tx flexhub.Tx, by, p *flexhub.Party) bool {
 	if privileged(by) || by.ID == p.ID {
 		return true
@@ -140,7 +142,7 @@ func (s *Service) canSeeParty(ctx context.Context, tx flexhub.Tx, by, p *flexhub
 			}
 		}
 	}
-	rs, _, err := tx.ListResources(ctx, flexhub.Filter{"owner_id": p.ID, "fsp_id": by.ID}, flexhub.Page{Limit: 1})
+	rs, _, err := tx.ListResources(ctx, flexhub.Filter{"owner_id": p.ID, "fsp_id": by.ID, "status": flexhub.ResourceActive}, flexhub.Page{Limit: 1})
 	return err == nil && len(rs) > 0
 }
 

@@ -27,7 +27,7 @@ func ownResource(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, field, i
 		return nil, flexhub.FieldErrorf(field, "resource %s not found among the resources party %s operates", id, by.ID)
 	}
 	if r.Status != flexhub.ResourceActive {
-		return nil, flexhub.FieldErrorf(field, "resource %s is %s; only an active resource can be prequalified", id, r.Status)
+		return nil, flexhub.FieldErrorf(field, "%s; only an active resource can be prequalified", notActive(r))
 	}
 	return r, nil
 }

@@ -1,10 +1,10 @@
 // Package demo loads a realistic register so that a newcomer can try the
 // API at once: the SimBench LV rural grid's connection points, the 25 real
 // households of the Smart Grid Smart City trial as consumers with metering
-// points, two aggregators with units and groups of those households, a DSO
-// with a congestion-management product and a TSO with an mFRR product. It
-// goes through the app layer like any API call, so every object is
-// validated and audited.
+// points, two aggregators with units (each confirmed by its household) and
+// groups of those households, a DSO with a congestion-management product
+// and a TSO with an mFRR product. It goes through the app layer like any
+// API call, so every object is validated and audited.
 package demo
 
 import (
@@ -215,6 +215,15 @@ func Load(ctx context.Context, svc *app.Service, dataDir string, progress func(s
 		r, err := svc.RegisterResource(ctx, spec, key)
 		if err != nil {
 			return nil, fmt.Errorf("resource for %s: %w", hm.h.CustomerID, err)
+		}
+		// The aggregator's unit sits at the household's metering point, so
+		// the household confirms it, as it would in its app; a replayed
+		// registration may have been confirmed already.
+		if r.Object.Status == flexhub.ResourcePendingConfirmation {
+			yes := true
+			if _, err := svc.ConfirmResource(l.as(hm.party), r.Object.ID, flexhub.ConfirmationRequest{Accept: &yes}, r.Object.Version); err != nil {
+				return nil, fmt.Errorf("household %s confirming %s: %w", hm.h.CustomerID, r.Object.Name, err)
+			}
 		}
 		l.res.Resources++
 		if i%2 == 0 {

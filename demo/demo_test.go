@@ -64,10 +64,36 @@ func TestLoad(t *testing.T) {
 	if err != nil || len(list.Items) != 25 {
 		t.Fatalf("DSO sees %d resources (%v), want the 25 units", len(list.Items), err)
 	}
-	// A household sees its own metering point only.
+	// Every household confirmed the unit at its metering point: all 25
+	// units are active, each answered by its own household.
+	for _, r := range list.Items {
+		if r.Status != flexhub.ResourceActive || r.Confirmation == nil || !r.Confirmation.Accepted || r.Confirmation.AnsweredBy != r.OwnerID {
+			t.Errorf("unit %s: status %s, confirmation %+v; want active, accepted by its owner %s", r.Name, r.Status, r.Confirmation, r.OwnerID)
+		}
+	}
+	// A household sees its own metering point only, and the unit an
+	// aggregator runs there.
 	mps, err := svc.ListMeteringPoints(as("Consumer"), app.MeteringPointFilter{}, flexhub.Page{})
 	if err != nil || len(mps.Items) != 1 {
 		t.Fatalf("household sees %d metering points (%v), want 1", len(mps.Items), err)
+	}
+	own, err := svc.ListResources(as("Consumer"), app.ResourceFilter{}, flexhub.Page{})
+	if err != nil || len(own.Items) != 1 || own.Items[0].MeteringPointID != mps.Items[0].ID {
+		t.Fatalf("household sees %d resources (%v), want the one unit at its metering point", len(own.Items), err)
+	}
+	// The confirmed unit lets its aggregator read the household's metering
+	// point; the other aggregator still cannot.
+	fsp := map[string]string{keys["FSP (batteries)"].Party: "FSP (batteries)", keys["FSP (heat pumps)"].Party: "FSP (heat pumps)"}
+	operator := fsp[own.Items[0].FSPID]
+	if _, err := svc.GetMeteringPoint(as(operator), mps.Items[0].ID, nil); err != nil {
+		t.Errorf("%s cannot read the metering point of its confirmed unit: %v", operator, err)
+	}
+	for _, other := range fsp {
+		if other != operator {
+			if _, err := svc.GetMeteringPoint(as(other), mps.Items[0].ID, nil); flexhub.ErrorKind(err) != flexhub.ENotFound {
+				t.Errorf("%s reads a metering point it has no unit at: %v", other, err)
+			}
+		}
 	}
 	report, err := app.VerifyStore(ctx, store)
 	if err != nil || !report.OK {

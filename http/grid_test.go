@@ -309,18 +309,21 @@ func TestMeteringPoints(t *testing.T) {
 }
 
 // TestMeteringPointVisibleToOperatingFSP: an FSP sees a metering point only
-// while it operates an active resource on it.
+// while it operates an active resource on it: not before the consumer has
+// confirmed the unit, and not after it is deregistered.
 func TestMeteringPointVisibleToOperatingFSP(t *testing.T) {
 	w := newRegWorld(t)
 	e := w.e
 	var r flexhub.Resource
 	e.do("POST", "/v1/resources", w.fspAKey, unitBody("Battery", w.mp1.ID), 201, &r)
+	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 404, nil)
+	e.do("POST", "/v1/resources/"+r.ID+"/confirmation", w.c1Key, map[string]any{"accept": true}, 200, &r)
 	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 200, nil)
 	e.do("GET", "/v1/metering-points/"+w.mp2.ID, w.fspAKey, nil, 404, nil)
 	raw, _ := e.do("GET", "/v1/metering-points", w.fspAKey, nil, 403, nil)
 	if !strings.Contains(raw, "dso_id=self") {
 		t.Fatalf("an FSP is told how metering points are listed: %s", raw)
 	}
-	e.do("DELETE", "/v1/resources/"+r.ID, w.fspAKey, nil, 200, nil, "If-Match", `"1"`)
+	e.do("DELETE", "/v1/resources/"+r.ID, w.fspAKey, nil, 200, nil, "If-Match", `"2"`)
 	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 404, nil)
 }

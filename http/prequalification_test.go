@@ -21,7 +21,8 @@ type pqWorld struct {
 	dso, dsoKey   string
 	fspA, fspAKey string
 	fspB, fspBKey string
-	consumer      string
+	consumer      string // the household behind every metering point
+	consumerKey   string
 	cp            string // the DSO's connection point all units sit behind
 	unitA, unitB  string // units of fspA and fspB
 	product       string // the TSO's mFRR product
@@ -42,7 +43,7 @@ func newPQWorld(t *testing.T) *pqWorld {
 	w.dso, w.dsoKey = w.party("pq-dso", "dso")
 	w.fspA, w.fspAKey = w.party("pq-fsp-a", "fsp")
 	w.fspB, w.fspBKey = w.party("pq-fsp-b", "fsp")
-	w.consumer, _ = w.party("pq-home", "consumer")
+	w.consumer, w.consumerKey = w.party("pq-home", "consumer")
 	var ca, ga, cp pqID
 	w.do("POST", "/v1/control-areas", w.tsoKey, map[string]any{"eic": eic("10YPQ-CA"), "name": "control area"}, 201, &ca)
 	w.do("POST", "/v1/grid-areas", w.dsoKey, map[string]any{"eic": eic("10YPQ-GA"), "name": "grid area", "control_area_id": ca.ID}, 201, &ga)
@@ -56,7 +57,8 @@ func newPQWorld(t *testing.T) *pqWorld {
 
 // unit registers a metering point (by dsoKey, at the world's connection
 // point unless the DSO has its own) and a battery behind it (by fspKey)
-// that can go up and down by kw, and returns the resource id.
+// that can go up and down by kw, confirmed by the household, and returns
+// the resource id.
 func (w *pqWorld) unit(dsoKey, fspKey string, kw float64) string {
 	w.t.Helper()
 	return w.unitAt(w.cp, dsoKey, fspKey, kw)
@@ -69,6 +71,7 @@ func (w *pqWorld) unitAt(cp, dsoKey, fspKey string, kw float64) string {
 	w.do("POST", "/v1/metering-points", dsoKey, map[string]any{"code": fmt.Sprintf("MP-%d", w.n), "connection_point_id": cp, "consumer_id": w.consumer}, 201, &mp)
 	w.do("POST", "/v1/resources", fspKey, map[string]any{"name": fmt.Sprintf("battery %d", w.n), "kind": "unit", "unit_type": "battery", "metering_point_id": mp.ID,
 		"technical": map[string]any{"max_up": pqKW(kw), "max_down": pqKW(kw), "full_activation_time": "PT5M"}}, 201, &r)
+	w.do("POST", "/v1/resources/"+r.ID+"/confirmation", w.consumerKey, map[string]any{"accept": true}, 200, nil)
 	return r.ID
 }
 

@@ -21,10 +21,11 @@ import (
 )
 
 // The end-to-end test builds the real binary, starts `flexhub serve` on a
-// free port and drives registration, prequalification, grid
-// prequalification and a contract through the HTTP API with several
-// parties, checking that each sees exactly what it may. It then kills the
-// process right after an acknowledged write and checks nothing was lost.
+// free port and drives registration (confirmed by the households),
+// prequalification, grid prequalification and a contract through the HTTP
+// API with several parties, checking that each sees exactly what it may.
+// It then kills the process right after an acknowledged write and checks
+// nothing was lost.
 
 var binary string
 
@@ -235,9 +236,22 @@ func endToEnd(t *testing.T, storeArgs []string) {
 	if again.ID != resA.ID {
 		t.Fatalf("a retried create with the same idempotency key made a second resource: %s vs %s", again.ID, resA.ID)
 	}
+	// Until household 1 confirms the unit at its metering point, the
+	// registration opens nothing of the household to the FSP.
+	if resA.Status != "pending_confirmation" {
+		t.Fatalf("a unit at a household's metering point starts pending_confirmation, got %q", resA.Status)
+	}
+	p.call("GET", "/v1/metering-points/"+mp1.ID, fspAKey, nil, 404, nil)
+	p.call("POST", "/v1/resources/"+resA.ID+"/confirmation", fspAKey, map[string]any{"accept": true}, 403, nil)
+	p.call("POST", "/v1/resources/"+resA.ID+"/confirmation", k1.Token, map[string]any{"accept": true}, 200, &resA)
+	if resA.Status != "active" {
+		t.Fatalf("status %q after household 1 confirmed", resA.Status)
+	}
+	p.call("GET", "/v1/metering-points/"+mp1.ID, fspAKey, nil, 200, nil)
 	var resB obj
 	p.call("POST", "/v1/resources", fspBKey, map[string]any{"name": "Heat pump", "kind": "unit", "unit_type": "heat_pump", "metering_point_id": mp2.ID,
 		"technical": map[string]any{"max_down": kw(2)}}, 201, &resB)
+	p.call("POST", "/v1/resources/"+resB.ID+"/confirmation", k2.Token, map[string]any{"accept": true}, 200, &resB)
 
 	// Products and prequalification with an information round and a
 	// conditional approval.
@@ -336,13 +350,18 @@ func endToEnd(t *testing.T, storeArgs []string) {
 	_ = tso
 	_ = dso
 
-	// A crash right after an acknowledgement loses nothing.
+	// A crash right after an acknowledgement loses nothing: neither the
+	// registration nor household 1's confirmation, the last write.
 	var late obj
 	p.call("POST", "/v1/resources", fspAKey, map[string]any{"name": "EV charger", "kind": "unit", "unit_type": "ev_charger", "metering_point_id": mp1.ID,
 		"technical": map[string]any{"max_down": kw(11)}}, 201, &late)
+	p.call("POST", "/v1/resources/"+late.ID+"/confirmation", k1.Token, map[string]any{"accept": true}, 200, nil, "If-Match", `"1"`)
 	p.kill()
 	p2 := start(t, env, storeArgs...)
-	p2.call("GET", "/v1/resources/"+late.ID, fspAKey, nil, 200, nil)
+	p2.call("GET", "/v1/resources/"+late.ID, fspAKey, nil, 200, &late)
+	if late.Status != "active" || late.Version != 2 {
+		t.Fatalf("after the crash the EV charger is %s at version %d, want active at version 2", late.Status, late.Version)
+	}
 	if strings.Contains(p2.out.String(), "Created the administrator") {
 		t.Fatalf("a restart must not bootstrap again: %s", p2.out.String())
 	}
