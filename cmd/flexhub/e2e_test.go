@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -368,5 +369,23 @@ func endToEnd(t *testing.T, storeArgs []string) {
 	p2.call("GET", "/v1/audit/verify", admin, nil, 200, &report)
 	if !report.OK {
 		t.Fatalf("audit chain after crash: %+v", report)
+	}
+
+	// SIGTERM shuts down gracefully: the process exits 0 after saying so.
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p2.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("flexhub exited with %v after SIGTERM: %s", err, p2.out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("flexhub did not stop within 20 s of SIGTERM")
+	}
+	if !strings.Contains(p2.out.String(), "shutting down") {
+		t.Errorf("no shutdown in the log: %s", p2.out.String())
 	}
 }
