@@ -219,7 +219,9 @@ func prequalForStep(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id st
 	switch {
 	case side == sideFSP && by.ID != p.FSPID:
 		return nil, nil, flexhub.Errorf(flexhub.EForbidden, "only the FSP that submitted prequalification %s may do this", id)
-	case side == sideReviewer && by.ID != p.SystemOperatorID:
+	case side == sideReviewer && by.ID == p.FSPID:
+		return nil, nil, flexhub.Errorf(flexhub.EForbidden, "party %s cannot approve its own request: it is both the FSP of prequalification %s and the system operator buying its product; the flexibility register operator reviews it", by.ID, id)
+	case side == sideReviewer && !reviews(by, p.SystemOperatorID, p.FSPID):
 		return nil, nil, flexhub.Errorf(flexhub.EForbidden, "only the system operator buying the product reviews prequalification %s", id)
 	}
 	if version > 0 {
@@ -283,13 +285,11 @@ func (s *Service) SupplementPrequalification(ctx context.Context, id string, ans
 
 // DecidePrequalification records the reviewer's final decision. A party
 // that is both the FSP and the buying operator cannot decide: a
-// prequalification it grants itself would prove nothing to anyone else.
+// prequalification it grants itself would prove nothing to anyone else, so
+// the flexibility register operator reviews such a request instead.
 func (s *Service) DecidePrequalification(ctx context.Context, id string, d flexhub.DecisionRequest, version int64) (*flexhub.Prequalification, error) {
 	return s.prequalStep(ctx, id, version, sideReviewer, "prequalification.decided",
 		func(tx flexhub.Tx, by *flexhub.Party, p *flexhub.Prequalification, prod *flexhub.Product, now time.Time) ([]string, error) {
-			if p.FSPID == p.SystemOperatorID {
-				return nil, flexhub.Errorf(flexhub.EForbidden, "party %s cannot approve its own request: it is both the FSP of prequalification %s and the system operator buying product %s", by.ID, p.ID, prod.ID)
-			}
 			r, err := tx.Resource(ctx, p.ResourceID)
 			if err != nil {
 				return nil, err
@@ -308,6 +308,20 @@ func (s *Service) DecidePrequalification(ctx context.Context, id string, d flexh
 			dsos, err := resourceDSOs(ctx, tx, r)
 			return dsos, err
 		})
+}
+
+// reviews reports whether by reviews a request made by fsp to operator: the
+// operator itself, unless it is the requesting FSP; then a neutral party,
+// the flexibility register operator, so that no request waits forever for
+// a reviewer who may not decide it.
+func reviews(by *flexhub.Party, operator, fsp string) bool {
+	if by.ID == fsp {
+		return false
+	}
+	if operator != fsp {
+		return by.ID == operator
+	}
+	return by.HasRole(flexhub.RoleFlexibilityRegisterOperator)
 }
 
 // resourceDSOs returns the DSOs in whose grids a resource sits: its own
@@ -542,11 +556,11 @@ func (s *Service) DecideGridPrequalification(ctx context.Context, id string, d f
 		} else if !ok {
 			return notFound("grid prequalification", id)
 		}
-		if by.ID != g.DSOID {
-			return flexhub.Errorf(flexhub.EForbidden, "only the DSO of connection point %s decides grid prequalification %s", g.ConnectionPointID, id)
+		if by.ID == g.FSPID && g.FSPID == g.DSOID {
+			return flexhub.Errorf(flexhub.EForbidden, "party %s cannot approve its own request: it is both the FSP and the DSO of grid prequalification %s; the flexibility register operator decides it", by.ID, id)
 		}
-		if g.FSPID == g.DSOID {
-			return flexhub.Errorf(flexhub.EForbidden, "party %s cannot approve its own request: it is both the FSP and the DSO of grid prequalification %s", by.ID, id)
+		if !reviews(by, g.DSOID, g.FSPID) {
+			return flexhub.Errorf(flexhub.EForbidden, "only the DSO of connection point %s decides grid prequalification %s", g.ConnectionPointID, id)
 		}
 		if version > 0 {
 			if err := checkVersion("grid prequalification", id, version, g.Version); err != nil {

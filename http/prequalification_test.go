@@ -353,9 +353,18 @@ func TestPrequalificationSelfApproval(t *testing.T) {
 		w.run([]scenario{
 			{name: "approving its own request", method: "POST", path: path + "/decision", token: bothKey, body: map[string]any{"outcome": "approved"}, wantStatus: 403, wantBody: []string{"cannot approve its own request"}},
 			{name: "rejecting its own request", method: "POST", path: path + "/decision", token: bothKey, body: map[string]any{"outcome": "rejected", "reasons": "x"}, wantStatus: 403, wantBody: []string{"cannot approve its own request"}},
-			{name: "the register is no reviewer", method: "POST", path: path + "/decision", token: w.admin, body: map[string]any{"outcome": "approved"}, wantStatus: 403},
+			{name: "another TSO is no reviewer", method: "POST", path: path + "/decision", token: w.tsoKey, body: map[string]any{"outcome": "approved"}, wantStatus: 404},
 		})
 	})
+	// The flexibility register operator reviews it instead: a neutral
+	// party, so the request does not wait forever.
+	w.do("POST", path+"/information-requests", w.admin, map[string]any{"text": "Who meters the unit?"}, 200, nil)
+	w.do("POST", path+"/supplements", bothKey, map[string]any{"answers": map[string]string{"metering": "the DSO's smart meter"}}, 200, nil)
+	var decided flexhub.Prequalification
+	w.do("POST", path+"/decision", w.admin, map[string]any{"outcome": "approved"}, 200, &decided)
+	if decided.Status != flexhub.PrequalApproved || decided.Decision.DecidedBy == both {
+		t.Fatalf("the register operator's decision: %+v", decided)
+	}
 	// Its unit can still be prequalified for another operator's product.
 	other := w.submit(bothKey, unit, w.product)
 	w.do("POST", "/v1/prequalifications/"+other.ID+"/decision", w.tsoKey, map[string]any{"outcome": "approved"}, 200, nil)
@@ -432,8 +441,11 @@ func TestGridPrequalification(t *testing.T) {
 		w.run([]scenario{
 			{name: "a DSO cannot approve its own request", method: "POST", path: "/v1/grid-prequalifications/" + selfG.ID + "/decision", token: dsoFSPKey,
 				body: map[string]any{"outcome": "approved"}, wantStatus: 403, wantBody: []string{"cannot approve its own request"}},
+			{name: "another DSO cannot decide it either", method: "POST", path: "/v1/grid-prequalifications/" + selfG.ID + "/decision", token: w.dsoKey,
+				body: map[string]any{"outcome": "approved"}, wantStatus: 404},
 		})
 	})
+	w.do("POST", "/v1/grid-prequalifications/"+selfG.ID+"/decision", w.admin, map[string]any{"outcome": "limited", "limit_up": pqKW(50), "reasons": "feeder"}, 200, nil)
 }
 
 func TestPrequalificationConcurrentSubmissions(t *testing.T) {
