@@ -140,7 +140,17 @@ func (s *Service) RegisterResource(ctx context.Context, spec flexhub.ResourceSpe
 			}
 			// The consumer learns of the registration from its audit trail
 			// even when the FSP declares itself the owner.
-			return r, r.ID, s.record(ctx, tx, by, "resource.registered", flexhub.KindResource, r.ID, r.Version, r, append(r.Parties(), consumer)...)
+			if err := s.record(ctx, tx, by, "resource.registered", flexhub.KindResource, r.ID, r.Version, r, append(r.Parties(), consumer)...); err != nil {
+				return nil, "", err
+			}
+			// Same race guard as in DeregisterResource: a member deregistered
+			// concurrently must not end up in the group.
+			if r.Kind == flexhub.ResourceGroup {
+				if _, _, err := s.resolveResource(ctx, tx, by.ID, &spec); err != nil {
+					return nil, "", flexhub.Errorf(flexhub.EConflict, "a member changed while the group was registered: %s; retry", flexhub.ErrorMessage(err))
+				}
+			}
+			return r, r.ID, nil
 		})
 }
 
@@ -261,7 +271,22 @@ func (s *Service) DeregisterResource(ctx context.Context, id string, version int
 			return err
 		}
 		out = r
-		return s.record(ctx, tx, by, "resource.deregistered", flexhub.KindResource, r.ID, r.Version, r, append(r.Parties(), consumer)...)
+		if err := s.record(ctx, tx, by, "resource.deregistered", flexhub.KindResource, r.ID, r.Version, r, append(r.Parties(), consumer)...); err != nil {
+			return err
+		}
+		// A group taking this unit in a concurrent transaction passed its
+		// own check before we changed anything. Appending to the audit
+		// chain serialises writers until commit, and a query after it sees
+		// whatever committed first (as for duplicate prequalifications), so
+		// checking again here lets only one of the two win.
+		if r.Kind == flexhub.ResourceUnit {
+			if g, err := activeGroupOf(ctx, tx, r); err != nil {
+				return err
+			} else if g != nil {
+				return flexhub.Errorf(flexhub.EConflict, "unit %s was just added to group %s (%s) by a concurrent request; remove it from the group first", id, g.ID, g.Name)
+			}
+		}
+		return nil
 	})
 	return out, err
 }

@@ -58,10 +58,17 @@ func BenchmarkResourceRegistration(b *testing.B) {
 	}
 }
 
-func openBenchPostgres(b *testing.B) flexhub.Store {
+func openBenchPostgres(b *testing.B) flexhub.Store { return openPostgres(b) }
+
+// openPostgres opens a store in a fresh schema of FLEXHUB_TEST_POSTGRES, or
+// skips (fails under CI=true) without it.
+func openPostgres(b testing.TB) flexhub.Store {
 	dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
 	if dsn == "" {
-		b.Skip("set FLEXHUB_TEST_POSTGRES to benchmark PostgreSQL")
+		if os.Getenv("CI") == "true" {
+			b.Fatal("CI=true but FLEXHUB_TEST_POSTGRES is not set")
+		}
+		b.Skip("set FLEXHUB_TEST_POSTGRES to run against PostgreSQL")
 	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -27,11 +27,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "flexhub.db"), true)
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "flexhub.db"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, store)
+}
+
+// newEnvOn is newEnv on a given store (closed when the test ends).
+func newEnvOn(t *testing.T, store flexhub.Store) *env {
+	t.Helper()
+	ctx := context.Background()
 	t.Cleanup(func() { store.Close() })
 	svc := app.New(store, nil)
 	admin, err := svc.Bootstrap(ctx, "")
