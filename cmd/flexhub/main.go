@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -98,6 +99,8 @@ type config struct {
 	logLevel string
 	demo     bool
 	dataSet  string
+	tlsCert  string
+	tlsKey   string
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer, withServe bool) (*config, error) {
@@ -116,6 +119,8 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	if withServe {
 		fs.StringVar(&c.addr, "addr", env("FLEXHUB_ADDR", "127.0.0.1:8080"), "listen address (env FLEXHUB_ADDR)")
 		fs.BoolVar(&c.demo, "demo", env("FLEXHUB_DEMO", "") == "1", "load the demo register on first start and print its API keys (env FLEXHUB_DEMO=1)")
+		fs.StringVar(&c.tlsCert, "tls-cert", env("FLEXHUB_TLS_CERT", ""), "PEM certificate (chain) to serve HTTPS; with --tls-key (env FLEXHUB_TLS_CERT)")
+		fs.StringVar(&c.tlsKey, "tls-key", env("FLEXHUB_TLS_KEY", ""), "PEM private key for --tls-cert (env FLEXHUB_TLS_KEY)")
 		fs.StringVar(&c.dataSet, "shared-data", env("FLEXHUB_SHARED_DATA", ""), "folder with the demo's grid and meter data (default: ../shared/data beside the working directory or the binary)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -126,6 +131,9 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, usageError{"--tls-cert and --tls-key go together: give both to serve HTTPS, or neither"}
 	}
 	return c, nil
 }
@@ -239,6 +247,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	if c.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
@@ -250,10 +263,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	log.Info("flexhub serving", "addr", ln.Addr().String(), "store", where, "version", Version)
-	fmt.Fprintf(stdout, "flexhub %s listening on http://%s (store: %s); API docs at /docs\n", Version, ln.Addr().String(), where)
+	scheme := "http"
+	if c.tlsCert != "" {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	log.Info("flexhub serving", "addr", ln.Addr().String(), "scheme", scheme, "store", where, "version", Version)
+	fmt.Fprintf(stdout, "flexhub %s listening on %s://%s (store: %s); console at /, API docs at /docs\n", Version, scheme, ln.Addr().String(), where)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if c.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
