@@ -19,11 +19,15 @@ const (
 
 // Error is flexhub's one error type. Kind decides the transport status,
 // Field names the offending input (JSON path such as "technical.max_up"),
-// Message is for humans and says exactly what is wrong.
+// Message is for humans and says exactly what is wrong. Rule, when set,
+// names the business rule that failed ("bid.price.max") in a stable,
+// machine-readable way, so that a client can react to a refused bid
+// without parsing the human message.
 type Error struct {
 	Kind    string
 	Field   string
 	Message string
+	Rule    string
 }
 
 func (e *Error) Error() string {
@@ -41,6 +45,21 @@ func Errorf(kind, format string, args ...any) *Error {
 // FieldErrorf returns an EInvalid error that names the offending field.
 func FieldErrorf(field, format string, args ...any) *Error {
 	return &Error{Kind: EInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// RuleErrorf returns an error of the given kind that names the rule that
+// failed and, when field is not empty, the offending field.
+func RuleErrorf(kind, rule, field, format string, args ...any) *Error {
+	return &Error{Kind: kind, Rule: rule, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorRule returns the rule a domain error names, if any.
+func ErrorRule(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Rule
+	}
+	return ""
 }
 
 // ErrorKind returns the kind of a domain error, EInternal for anything else.

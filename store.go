@@ -110,6 +110,40 @@ type Tx interface {
 	// ListContracts filters on "fsp_id", "system_operator_id", "product_id", "status".
 	ListContracts(ctx context.Context, f Filter, pg Page) ([]*Contract, string, error)
 
+	CreateNeed(ctx context.Context, n *Need) error
+	UpdateNeed(ctx context.Context, n *Need) error
+	Need(ctx context.Context, id string) (*Need, error)
+	// ListNeeds filters on "product_id", "system_operator_id",
+	// "session_id", "status".
+	ListNeeds(ctx context.Context, f Filter, pg Page) ([]*Need, string, error)
+
+	CreateMarketSession(ctx context.Context, m *MarketSession) error
+	UpdateMarketSession(ctx context.Context, m *MarketSession) error
+	MarketSession(ctx context.Context, id string) (*MarketSession, error)
+	// ListMarketSessions filters on "operator_id", "product_id",
+	// "system_operator_id", "status".
+	ListMarketSessions(ctx context.Context, f Filter, pg Page) ([]*MarketSession, string, error)
+	// DueMarketSessions lists, earliest gate first, at most limit sessions
+	// due for a gate transition at now: scheduled ones whose gate opening
+	// has passed and open ones whose gate closure has passed.
+	DueMarketSessions(ctx context.Context, now time.Time, limit int) ([]*MarketSession, error)
+
+	CreateBid(ctx context.Context, b *Bid) error
+	UpdateBid(ctx context.Context, b *Bid) error
+	Bid(ctx context.Context, id string) (*Bid, error)
+	// ListBids filters on "session_id", "need_id", "fsp_id",
+	// "resource_id", "status".
+	ListBids(ctx context.Context, f Filter, pg Page) ([]*Bid, string, error)
+
+	// CreateNotification fills Seq and appends the notification to its
+	// party's feed. Seq grows in commit order across the whole store, so a
+	// reader paging with "after" never skips a notification committed
+	// later with a smaller number.
+	CreateNotification(ctx context.Context, n *Notification) error
+	// ListNotifications lists a party's notifications with Seq > after,
+	// in Seq order, at most limit (0: DefaultPageLimit).
+	ListNotifications(ctx context.Context, partyID string, after int64, limit int) ([]*Notification, error)
+
 	// AsOf decodes into dst the version of object kind/id that was in
 	// force at t (kinds: "party", "resource", ... as in AuditEntry).
 	AsOf(ctx context.Context, kind, id string, t time.Time, dst any) error

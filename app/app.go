@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 
 // Service is the application layer over one store.
 type Service struct {
-	store flexhub.Store
-	log   *slog.Logger
-	now   func() time.Time
+	store   flexhub.Store
+	log     *slog.Logger
+	now     func() time.Time
+	clearer Clearer
 }
 
 // New returns a Service. log may be nil.
@@ -76,9 +78,15 @@ func privileged(p *flexhub.Party) bool {
 // record appends an audit entry for a change of obj, naming the parties
 // entitled to read it (the actor always is).
 func (s *Service) record(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, action, kind, id string, version int64, obj any, parties ...string) error {
+	return s.recordAs(ctx, tx, by.ID, action, kind, id, version, obj, append([]string{by.ID}, parties...)...)
+}
+
+// recordAs appends an audit entry for a change made by actorID, which
+// need not be a party: the scheduler acts for the clock (SchedulerActor).
+func (s *Service) recordAs(ctx context.Context, tx flexhub.Tx, actorID, action, kind, id string, version int64, obj any, parties ...string) error {
 	e := &flexhub.AuditEntry{
-		At: s.now(), ActorID: by.ID, Action: action, ObjectKind: kind, ObjectID: id, Version: version,
-		Parties: dedupe(append([]string{by.ID}, parties...)), PayloadHash: flexhub.PayloadHash(obj),
+		At: s.now(), ActorID: actorID, Action: action, ObjectKind: kind, ObjectID: id, Version: version,
+		Parties: dedupe(parties), PayloadHash: flexhub.PayloadHash(obj),
 	}
 	return tx.AppendAudit(ctx, e)
 }
@@ -125,6 +133,17 @@ func (s *Service) remember(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 		return nil
 	}
 	return tx.PutIdempotency(ctx, &flexhub.IdempotencyRecord{PartyID: by.ID, Key: key, Fingerprint: flexhub.PayloadHash(request), ObjectKind: kind, ObjectID: id, CreatedAt: s.now()})
+}
+
+// snapshot freezes a request for its idempotency fingerprint: the create
+// normalises its input in place (UTC times, canonical amounts), and a
+// retry must be compared with the request as it was sent.
+func snapshot(request any) json.RawMessage {
+	b, err := json.Marshal(request)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // Created is what a create returns: the object, and whether it is the

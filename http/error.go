@@ -20,6 +20,10 @@ var statusOf = map[string]int{
 	flexhub.EInternal:     http.StatusInternalServerError,
 }
 
+// RuleURI is the problem type of a failed business rule, e.g.
+// urn:flexhub:rule:bid.price.max.
+func RuleURI(rule string) string { return "urn:flexhub:rule:" + rule }
+
 // problem turns a domain error into an RFC 9457 problem (huma.ErrorModel,
 // served as application/problem+json). A field error names its location
 // in huma's notation ("body.technical.max_up", "header.If-Match").
@@ -38,6 +42,11 @@ func problem(err error) error {
 	}
 	msg := flexhub.ErrorMessage(err)
 	m := &huma.ErrorModel{Status: status, Title: http.StatusText(status), Detail: msg}
+	if r := flexhub.ErrorRule(err); r != "" {
+		// RFC 9457's "type" identifies the kind of problem: here the
+		// business rule that failed, stable for clients to branch on.
+		m.Type = RuleURI(r)
+	}
 	if f := flexhub.ErrorField(err); f != "" {
 		loc := "body." + f
 		if f == "If-Match" || f == "Idempotency-Key" {

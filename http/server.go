@@ -47,7 +47,7 @@ func NewServer(svc *app.Service, log *slog.Logger, version string) *Server {
 
 	cfg := huma.DefaultConfig("flexhub API", version)
 	cfg.CreateHooks = nil // no $schema links in bodies: clients send back what they read
-	cfg.Info.Description = "The flexibility register, prequalification and contracts of flexhub. " +
+	cfg.Info.Description = "The flexibility register, prequalification, contracts and market (needs, sessions, bids, notifications) of flexhub. " +
 		"Authenticate every call with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem+json. " +
 		"Creates accept an `Idempotency-Key` header; updates require `If-Match` with the ETag (version) you read. " +
 		"Quantities carry units ({\"value\": 5, \"unit\": \"kW\"}); times are ISO 8601 UTC."

@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("Audit", s.testAudit)
 	t.Run("Credentials", s.testCredentials)
 	t.Run("Idempotency", s.testIdempotency)
+	t.Run("DueMarketSessions", s.testDueMarketSessions)
+	t.Run("Notifications", s.testNotifications)
 }
 
 type suite struct {
@@ -103,13 +105,18 @@ type world struct {
 	Prequal                           *flexhub.Prequalification
 	GridPrequal                       *flexhub.GridPrequalification
 	Contract                          *flexhub.Contract
+	Session                           *flexhub.MarketSession
+	Need                              *flexhub.Need
+	Bid                               *flexhub.Bid
 }
 
 // worldStatuses gives each world different statuses, so status filters
 // can be checked.
-var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract string }{
-	{flexhub.ResourceActive, "active", flexhub.PrequalSubmitted, flexhub.GridPrequalRequested, flexhub.ContractProposed},
-	{flexhub.ResourceDeregistered, "retired", flexhub.PrequalApproved, flexhub.GridPrequalApproved, flexhub.ContractActive},
+var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract, session, need, bid string }{
+	{flexhub.ResourceActive, "active", flexhub.PrequalSubmitted, flexhub.GridPrequalRequested, flexhub.ContractProposed,
+		flexhub.SessionOpen, flexhub.NeedOpen, flexhub.BidSubmitted},
+	{flexhub.ResourceDeregistered, "retired", flexhub.PrequalApproved, flexhub.GridPrequalApproved, flexhub.ContractActive,
+		flexhub.SessionClosed, flexhub.NeedClosed, flexhub.BidWithdrawn},
 }
 
 func newParty(name string, roles ...flexhub.Role) *flexhub.Party {
@@ -165,6 +172,21 @@ func newWorld(n int) *world {
 		ProposedBy: w.FSP.ID, CreatedAt: base, UpdatedAt: base,
 		ContractSpec: flexhub.ContractSpec{ProductID: w.Product.ID, ResourceIDs: []string{w.Unit.ID},
 			Validity: flexhub.Interval{Start: base, End: &end}, Terms: "standard terms " + tag}}
+	delivery := base.Add(24 * time.Hour)
+	w.Session = &flexhub.MarketSession{ID: flexhub.NewID(), OperatorID: w.DSO.ID, ProductID: w.Product.ID, SystemOperatorID: w.DSO.ID,
+		Status: st.session, CreatedAt: base, UpdatedAt: base,
+		SessionSpec: flexhub.SessionSpec{Name: "Day ahead " + tag, Kind: "day_ahead", GateOpening: base.Add(time.Hour), GateClosure: base.Add(12 * time.Hour),
+			Pricing: flexhub.PricingPayAsBid}}
+	w.Need = &flexhub.Need{ID: flexhub.NewID(), SystemOperatorID: w.DSO.ID, SessionID: w.Session.ID, Status: st.need, CreatedAt: base, UpdatedAt: base,
+		NeedSpec: flexhub.NeedSpec{ProductID: w.Product.ID, GridAreaID: w.GridArea.ID, Direction: "up", Buys: "capacity", Currency: "EUR",
+			Description: "evening peak " + tag,
+			Intervals: []flexhub.NeedInterval{{Start: delivery, Quantity: flexhub.MarketQuantity{Value: 1, Unit: "MW"},
+				MaxPrice: &flexhub.Money{Amount: "45.50", Currency: "EUR"}}}}}
+	w.Session.NeedIDs = []string{w.Need.ID}
+	w.Bid = &flexhub.Bid{ID: flexhub.NewID(), FSPID: w.FSP.ID, SystemOperatorID: w.DSO.ID, OperatorID: w.DSO.ID, Status: st.bid, CreatedAt: base, UpdatedAt: base,
+		BidSpec: flexhub.BidSpec{SessionID: w.Session.ID, NeedID: w.Need.ID, ResourceID: w.Unit.ID, ExclusiveGroup: "group " + tag,
+			Intervals: []flexhub.BidInterval{{Start: delivery, Quantity: flexhub.MarketQuantity{Value: 100, Unit: "kW"},
+				AvailabilityPrice: &flexhub.Money{Amount: "12.3456", Currency: "EUR"}}}}}
 	return w
 }
 
@@ -193,6 +215,9 @@ func (w *world) create(ctx context.Context, tx flexhub.Tx) error {
 		{"prequalification", func() error { return tx.CreatePrequalification(ctx, w.Prequal) }},
 		{"grid prequalification", func() error { return tx.CreateGridPrequalification(ctx, w.GridPrequal) }},
 		{"contract", func() error { return tx.CreateContract(ctx, w.Contract) }},
+		{"market session", func() error { return tx.CreateMarketSession(ctx, w.Session) }},
+		{"need", func() error { return tx.CreateNeed(ctx, w.Need) }},
+		{"bid", func() error { return tx.CreateBid(ctx, w.Bid) }},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -541,6 +566,52 @@ func kinds() []kindTests {
 			},
 			change: func(v *flexhub.Contract, n int, at time.Time) { v.Terms, v.UpdatedAt = label(n), at },
 			read:   func(v *flexhub.Contract) string { return v.Terms },
+		},
+		&kindDef[flexhub.MarketSession]{
+			name: "MarketSession", kind: flexhub.KindMarketSession,
+			get: flexhub.Tx.MarketSession, list: flexhub.Tx.ListMarketSessions, update: flexhub.Tx.UpdateMarketSession,
+			objs:    func(w *world) []*flexhub.MarketSession { return []*flexhub.MarketSession{w.Session} },
+			id:      func(v *flexhub.MarketSession) string { return v.ID },
+			version: func(v *flexhub.MarketSession) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.MarketSession) []string{
+				"operator_id":        func(v *flexhub.MarketSession) []string { return one(v.OperatorID) },
+				"product_id":         func(v *flexhub.MarketSession) []string { return one(v.ProductID) },
+				"system_operator_id": func(v *flexhub.MarketSession) []string { return one(v.SystemOperatorID) },
+				"status":             func(v *flexhub.MarketSession) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.MarketSession, n int, at time.Time) { v.Name, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.MarketSession) string { return v.Name },
+		},
+		&kindDef[flexhub.Need]{
+			name: "Need", kind: flexhub.KindNeed,
+			get: flexhub.Tx.Need, list: flexhub.Tx.ListNeeds, update: flexhub.Tx.UpdateNeed,
+			objs:    func(w *world) []*flexhub.Need { return []*flexhub.Need{w.Need} },
+			id:      func(v *flexhub.Need) string { return v.ID },
+			version: func(v *flexhub.Need) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.Need) []string{
+				"product_id":         func(v *flexhub.Need) []string { return one(v.ProductID) },
+				"system_operator_id": func(v *flexhub.Need) []string { return one(v.SystemOperatorID) },
+				"session_id":         func(v *flexhub.Need) []string { return one(v.SessionID) },
+				"status":             func(v *flexhub.Need) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.Need, n int, at time.Time) { v.Description, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.Need) string { return v.Description },
+		},
+		&kindDef[flexhub.Bid]{
+			name: "Bid", kind: flexhub.KindBid,
+			get: flexhub.Tx.Bid, list: flexhub.Tx.ListBids, update: flexhub.Tx.UpdateBid,
+			objs:    func(w *world) []*flexhub.Bid { return []*flexhub.Bid{w.Bid} },
+			id:      func(v *flexhub.Bid) string { return v.ID },
+			version: func(v *flexhub.Bid) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.Bid) []string{
+				"session_id":  func(v *flexhub.Bid) []string { return one(v.SessionID) },
+				"need_id":     func(v *flexhub.Bid) []string { return one(v.NeedID) },
+				"fsp_id":      func(v *flexhub.Bid) []string { return one(v.FSPID) },
+				"resource_id": func(v *flexhub.Bid) []string { return one(v.ResourceID) },
+				"status":      func(v *flexhub.Bid) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.Bid, n int, at time.Time) { v.ExclusiveGroup, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.Bid) string { return v.ExclusiveGroup },
 		},
 	}
 }
@@ -1235,6 +1306,19 @@ func (s *suite) testForeignKeys(t *testing.T) {
 			r := *w.Unit
 			r.ID, r.Version, r.MeteringPointID = flexhub.NewID(), 0, flexhub.NewID()
 			return tx.CreateResource(ctx, &r)
+		}},
+		{"bid in an unknown session", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			b := *w.Bid
+			b.ID, b.Version, b.SessionID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateBid(ctx, &b)
+		}},
+		{"need in an unknown session", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			n := *w.Need
+			n.ID, n.Version, n.SessionID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateNeed(ctx, &n)
+		}},
+		{"notification for an unknown party", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			return tx.CreateNotification(ctx, &flexhub.Notification{PartyID: flexhub.NewID(), At: base, Type: flexhub.NotifyBidReceived, ObjectKind: flexhub.KindBid, ObjectID: w.Bid.ID})
 		}},
 		{"contract for an unknown product", func(ctx context.Context, tx flexhub.Tx, w *world) error {
 			c := *w.Contract
@@ -2331,5 +2415,174 @@ func (s *suite) testIdempotency(t *testing.T) {
 		wantKind(t, "Idempotency of an unused key", err, flexhub.ENotFound)
 		_, err = get(t, st, b, "create-1")
 		wantKind(t, "Idempotency of another party's key", err, flexhub.ENotFound)
+	})
+}
+
+// testDueMarketSessions checks the scheduler's query: scheduled sessions
+// past gate opening and open sessions past gate closure, earliest gate
+// first; nothing closed, cancelled or not yet due.
+func (s *suite) testDueMarketSessions(t *testing.T) {
+	st, ws := s.seed(t, 1)
+	w := ws[0]
+	mk := func(status string, opening, closure time.Duration) *flexhub.MarketSession {
+		m := *w.Session
+		m.ID, m.Version, m.Status = flexhub.NewID(), 0, status
+		m.GateOpening, m.GateClosure = base.Add(opening), base.Add(closure)
+		return &m
+	}
+	dueOpen := mk(flexhub.SessionScheduled, time.Hour, 3*time.Hour)
+	dueClose := mk(flexhub.SessionOpen, 0, 2*time.Hour)
+	early := mk(flexhub.SessionScheduled, 30*time.Minute, 10*time.Hour)
+	notYet := []*flexhub.MarketSession{
+		mk(flexhub.SessionScheduled, 5*time.Hour, 6*time.Hour),
+		mk(flexhub.SessionOpen, time.Hour, 5*time.Hour),
+		mk(flexhub.SessionClosed, 0, time.Hour),
+		mk(flexhub.SessionCancelled, 0, time.Hour),
+	}
+	update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		// w.Session itself is open until base+12h and so not due.
+		for _, m := range append([]*flexhub.MarketSession{dueOpen, dueClose, early}, notYet...) {
+			if err := tx.CreateMarketSession(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	now := base.Add(2 * time.Hour)
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		got, err := tx.DueMarketSessions(ctx, now, 10)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, m := range got {
+			ids = append(ids, m.ID)
+		}
+		if want := []string{early.ID, dueOpen.ID, dueClose.ID}; !slices.Equal(ids, want) {
+			t.Errorf("due at %s: %v, want %v (earliest gate first)", now, ids, want)
+		}
+		if len(got) == 3 {
+			sameJSON(t, "due session", got[2], dueClose)
+		}
+		got, err = tx.DueMarketSessions(ctx, now, 1)
+		if err != nil || len(got) != 1 || got[0].ID != early.ID {
+			t.Errorf("limit 1: %v, %v", got, err)
+		}
+		got, err = tx.DueMarketSessions(ctx, base, 10)
+		if err != nil || len(got) != 0 {
+			t.Errorf("nothing is due at %s: %v, %v", base, got, err)
+		}
+		return nil
+	})
+	// Closing is a conditional update: of two writers that read the same
+	// version, exactly one wins.
+	wins := 0
+	for range 2 {
+		m := clone(t, dueClose)
+		m.Status, m.UpdatedAt = flexhub.SessionClosed, now
+		err := tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error { return tx.UpdateMarketSession(ctx, m) })
+		if err == nil {
+			wins++
+		} else {
+			wantKind(t, "second close", err, flexhub.EConflict)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d writers closed the session, want exactly 1", wins)
+	}
+}
+
+// testNotifications checks the feed: per party, in order, paged by seq,
+// numbered in commit order under concurrent writers, and rolled back with
+// the transaction that wrote it.
+func (s *suite) testNotifications(t *testing.T) {
+	st, ws := s.seed(t, 2)
+	a, b := ws[0].FSP.ID, ws[1].FSP.ID
+	note := func(party string, n int) *flexhub.Notification {
+		return &flexhub.Notification{PartyID: party, At: base.Add(time.Duration(n) * time.Second), Type: flexhub.NotifySessionOpened,
+			ObjectKind: flexhub.KindMarketSession, ObjectID: ws[0].Session.ID, SessionID: ws[0].Session.ID, Text: label(n)}
+	}
+	var written []*flexhub.Notification
+	update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		for i := range 5 {
+			party := a
+			if i%2 == 1 {
+				party = b
+			}
+			n := note(party, i)
+			if err := tx.CreateNotification(ctx, n); err != nil {
+				return err
+			}
+			written = append(written, n)
+		}
+		return nil
+	})
+	for i, n := range written {
+		if n.Seq != int64(i+1) {
+			t.Fatalf("notification %d got seq %d", i, n.Seq)
+		}
+	}
+	// A failed transaction leaves no notification behind.
+	_ = tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		if err := tx.CreateNotification(ctx, note(a, 99)); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		got, err := tx.ListNotifications(ctx, a, 0, 0)
+		if err != nil {
+			return err
+		}
+		if len(got) != 3 || got[0].Seq != 1 || got[1].Seq != 3 || got[2].Seq != 5 {
+			t.Errorf("party A's feed: %+v", got)
+		}
+		sameJSON(t, "notification", got[1], written[2])
+		page, err := tx.ListNotifications(ctx, a, 1, 1)
+		if err != nil || len(page) != 1 || page[0].Seq != 3 {
+			t.Errorf("after 1, limit 1: %+v %v", page, err)
+		}
+		other, err := tx.ListNotifications(ctx, b, 0, 0)
+		if err != nil || len(other) != 2 {
+			t.Errorf("party B's feed: %+v %v", other, err)
+		}
+		none, err := tx.ListNotifications(ctx, a, 5, 0)
+		if err != nil || len(none) != 0 {
+			t.Errorf("nothing after the last: %+v %v", none, err)
+		}
+		return nil
+	})
+	// Concurrent writers get distinct numbers with no gaps.
+	var wg sync.WaitGroup
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- st.Update(t.Context(), func(tx flexhub.Tx) error { return tx.CreateNotification(t.Context(), note(a, 10+i)) })
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent notification: %v", err)
+		}
+	}
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		got, err := tx.ListNotifications(ctx, a, 5, 0)
+		if err != nil {
+			return err
+		}
+		if len(got) != n {
+			t.Fatalf("%d concurrent notifications stored, want %d", len(got), n)
+		}
+		for i, x := range got {
+			if x.Seq != int64(6+i) {
+				t.Errorf("concurrent notification %d has seq %d, want %d", i, x.Seq, 6+i)
+			}
+		}
+		return nil
 	})
 }

@@ -26,6 +26,10 @@ import (
 	"github.com/flexhub/flexhub/sqlite"
 )
 
+// schedulerInterval is how often the scheduler looks for due session
+// gates: a gate moves at most this late.
+const schedulerInterval = 500 * time.Millisecond
+
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "0.1.0-dev"
 
@@ -246,6 +250,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
+
+	// The scheduler opens and closes market session gates on time. It
+	// stops before the store closes (defers run last-in, first-out).
+	schedCtx, stopScheduler := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		svc.RunScheduler(schedCtx, schedulerInterval)
+	}()
+	defer func() {
+		stopScheduler()
+		<-schedDone
+	}()
 
 	if c.tlsCert != "" {
 		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {

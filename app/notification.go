@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/flexhub/flexhub"
+)
+
+// Notifications: each party's feed of market events that concern it,
+// written in the transaction of the change, so the feed and the market
+// never disagree. A party polls GET /v1/notifications?after=<cursor>;
+// MQTT and webhooks will push the same feed later.
+
+// notify appends one notification per party (duplicates and empty ids
+// dropped).
+func (s *Service) notify(ctx context.Context, tx flexhub.Tx, parties []string, typ, kind, id, sessionID, text string) error {
+	now := s.now()
+	for _, p := range dedupe(parties) {
+		n := &flexhub.Notification{PartyID: p, At: now, Type: typ, ObjectKind: kind, ObjectID: id, SessionID: sessionID, Text: text}
+		if err := tx.CreateNotification(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NotificationPage is a slice of a feed and the cursor to poll next.
+type NotificationPage struct {
+	Items []*flexhub.Notification `json:"items" nullable:"false"`
+	// NextCursor is the seq of the last item, or the cursor that was sent
+	// when nothing is new: always the value to pass as ?after= next time.
+	NextCursor string `json:"next_cursor" doc:"pass as ?after= on the next poll; unchanged when nothing is new"`
+}
+
+// ListNotifications returns the caller's notifications after the cursor
+// (the seq of the last one read; empty for the start of the feed).
+func (s *Service) ListNotifications(ctx context.Context, after string, limit int) (*NotificationPage, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var from int64
+	if after != "" {
+		from, err = strconv.ParseInt(after, 10, 64)
+		if err != nil || from < 0 {
+			return nil, flexhub.FieldErrorf("query.after", "%q is not a cursor: pass the next_cursor (a number) of the previous page", after)
+		}
+	}
+	out := &NotificationPage{Items: []*flexhub.Notification{}, NextCursor: strconv.FormatInt(from, 10)}
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		items, err := tx.ListNotifications(ctx, by.ID, from, limit)
+		if err != nil {
+			return err
+		}
+		if len(items) > 0 {
+			out.Items = items
+			out.NextCursor = strconv.FormatInt(items[len(items)-1].Seq, 10)
+		}
+		return nil
+	})
+	return out, err
+}
