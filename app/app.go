@@ -203,3 +203,6 @@ func checkVersion(kind, id string, sent, stored int64) error {
 	}
 	return nil
 }
+
+// Now is the service's clock (UTC): the real time, or a demo's replayed one.
+func (s *Service) Now() time.Time { return s.now() }

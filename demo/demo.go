@@ -268,7 +268,7 @@ func Load(ctx context.Context, svc *app.Service, dataDir string, progress func(s
 
 	progress("products, prequalifications and a contract")
 	cm, err := svc.CreateProduct(dsoCtx, flexhub.ProductSpec{Name: "LV congestion management (up)", Service: "congestion_management", Direction: "up", PowerType: "active",
-		MinBidSize: kw(10), TimeResolution: "PT15M", FullActivationTime: "PT15M", MinDuration: "PT15M", MaxDuration: "PT2H",
+		MinBidSize: kw(5), TimeResolution: "PT15M", FullActivationTime: "PT15M", MinDuration: "PT15M", MaxDuration: "PT2H",
 		ActivationMode: "manual", Remuneration: []string{"capacity", "energy"}, BaselineMethod: "meter_before",
 		Requirements: []flexhub.Requirement{{Key: "metering", Question: "How is each unit metered (interval, channel)?", Required: true},
 			{Key: "control", Question: "How does the FSP send set-points to the units?", Required: true}}}, "demo-product-cm")
@@ -276,7 +276,7 @@ func Load(ctx context.Context, svc *app.Service, dataDir string, progress func(s
 		return nil, fmt.Errorf("DSO product: %w", err)
 	}
 	mfrr, err := svc.CreateProduct(tsoCtx, flexhub.ProductSpec{Name: "mFRR up (pilot, small assets)", Service: "balancing_mfrr", Direction: "up", PowerType: "active",
-		MinBidSize: kw(20), TimeResolution: "PT15M", FullActivationTime: "PT12M30S", MinDuration: "PT5M", MaxDuration: "PT1H",
+		MinBidSize: kw(5), TimeResolution: "PT15M", FullActivationTime: "PT12M30S", MinDuration: "PT5M", MaxDuration: "PT1H",
 		ActivationMode: "manual", Remuneration: []string{"capacity", "energy"}, BaselineMethod: "nominated_schedule",
 		Requirements: []flexhub.Requirement{{Key: "telemetry", Question: "Real-time telemetry: resolution and latency?", Required: true}}}, "demo-product-mfrr")
 	if err != nil {
