@@ -1,0 +1,180 @@
+// Package clearing is flexhub's market clearing engine: pure, no I/O. Given
+// the demand of one need per interval and the bids offered against it, it
+// selects the bids that cover the demand at least total cost, or covers as
+// much as the offers allow and reports the shortfall per interval,
+// honouring divisibility, minimum quantities, exclusive groups and linked
+// bids. The result is optimal, not a heuristic.
+//
+// Units: quantities in W (int64), prices in minor currency units per MW
+// per interval (int64), costs in minor units × W / MW, i.e. micro-minor
+// units (int64): exact integer arithmetic, never float64 money. Inputs
+// whose totals could overflow (Σ quantity × highest price, Σ quantity ×
+// number of bids, constraint sums, all below 2^62) are refused by Solve.
+// Prices must not be negative.
+//
+// # The model
+//
+// Solve chooses an integer accepted quantity x[b][t] (W) per bid and
+// interval, 0 ≤ x ≤ Quantity[b][t], such that:
+//
+//   - a bid priced above MaxPrice[t] (when > 0) gets nothing in t; a linked
+//     bid priced above the cap in any offered interval gets nothing at all;
+//   - an indivisible, non-linked bid gets 0 or its full quantity, per
+//     interval;
+//   - a divisible bid with MinQuantity m gets, per interval, 0 or between
+//     min(m, quantity) and its quantity (an interval offering less than m
+//     is all or nothing);
+//   - a linked bid is accepted at one ratio in all its offered intervals.
+//     Let K be its largest quantity. The engine chooses an integer k (the W
+//     accepted where the quantity is K) and accepts ⌊k·q[t]/K⌋ in every
+//     offered interval: the same ratio k/K everywhere, rounded down to the
+//     whole W, so no interval is ever asked for more than its share. An
+//     indivisible linked bid (block) has k ∈ {0, K}; a divisible one has
+//     k = 0 or MinQuantity ≤ k ≤ K (its minimum ratio is MinQuantity/K).
+//     Coverage and cost are computed from the rounded quantities, so the
+//     optimum is exact for this (integer) model: nothing is rounded after
+//     the optimisation;
+//   - at most one bid of an ExclusiveGroup gets anything;
+//   - every Constraint holds exactly: Σ CoeffPPM·x ≤ Limit·10⁶.
+//
+// # The objective and the tie-break
+//
+// Among those clearings Solve returns one that minimises, in this order
+// (lexicographically):
+//
+//  1. the total shortfall Σ_t max(0, Demand[t] − Σ_b x[b][t]);
+//  2. BidCost = Σ x·Price;
+//  3. the tie-break weight Σ x[b][t]·(b+1): among equally cheap
+//     clearings, volume goes preferably to bids that come earlier in
+//     Problem.Bids (the API passes them in submission order, so earlier
+//     submissions win ties; within one interval and one price the merit
+//     order is strictly by bid index).
+//
+// Clearings equal in all three (rare: e.g. two different selections with
+// the same cost and the same weighted volume) are decided by the fixed
+// search order, so the same input always gives the same output.
+//
+// Pricing only changes Payment, never the selection: pay-as-bid pays
+// BidCost, uniform pays every accepted W of interval t the highest price
+// accepted in t (Result.ClearingPrice).
+//
+// # The algorithm
+//
+// Each bid becomes items (one per offered interval, or one for a whole
+// linked bid) that choose an integer k in {0} ∪ [gap, K]. A depth-first
+// branch and bound narrows the items' k ranges. At every node the
+// relaxation keeps only each interval slot's quantity range (dropping
+// gaps, links and groups); without constraints it separates into one merit
+// order per interval (exact, integral, recomputed only for the intervals a
+// branch touched), with constraints it is an exact rational LP over the
+// same ranges plus the constraint rows (lp.go) — constraints are just more
+// rows. Branching repairs one violated rule (exclusive group, gap, link or,
+// with constraints, a fractional quantity), entering the child with the
+// better bound first, so the first leaf is a good clearing. Independent
+// parts are solved separately: intervals not tied by a linked bid, an
+// exclusive group or a constraint form separate components; dominated items
+// (free cheaper bids cover the demand in all their intervals) are removed
+// up front; after the first clearing, reduced-cost fixing with the merit
+// order's interval prices removes alternatives provably worse than it and
+// the component is split again where links fell away. The search is
+// exhaustive — nothing is pruned unless its bound proves it cannot beat
+// the incumbent — and has no time limit; MaxNodes is a safety valve that
+// makes Solve fail (ErrNodeLimit), never return a possibly suboptimal
+// clearing.
+//
+// Grid constraints (flows, voltages) arrive with the grid issue as extra
+// linear constraints over accepted quantities (Problem.Constraints); the
+// engine takes them as more constraints, not as a rewrite.
+package clearing
+
+// Pricing says how accepted bids are paid. It does not change which bids
+// are selected.
+type Pricing int
+
+// Pricing rules.
+const (
+	PayAsBid Pricing = iota // each accepted bid is paid its own price (default)
+	Uniform                 // per interval, every accepted bid is paid the marginal (highest accepted) price
+)
+
+// Problem is one clearing.
+type Problem struct {
+	// Demand is the quantity to cover per interval, in W; its length is
+	// the number of intervals.
+	Demand []int64
+	// MaxPrice caps the price per interval (0 means no cap): bids priced
+	// above it in an interval are not selected there.
+	MaxPrice []int64
+	Bids     []Bid
+	Pricing  Pricing
+	// Constraints are extra linear constraints over accepted quantities
+	// (grid limits); empty until the grid issue.
+	Constraints []Constraint
+	// MaxNodes bounds the branch-and-bound search (0: DefaultMaxNodes).
+	// It is a safety valve, not a time limit: when it is reached Solve
+	// returns ErrNodeLimit, never a result that might not be optimal.
+	MaxNodes int64
+}
+
+// Bid is one offer. Quantity and Price are per interval (same length as
+// Problem.Demand); a zero quantity means "not offered in that interval".
+type Bid struct {
+	ID       string
+	Quantity []int64 // W offered per interval
+	Price    []int64 // minor units per MW per interval
+	// Divisible bids may be accepted in part. An indivisible bid is
+	// accepted in full or not at all (per interval, or as a whole when
+	// Linked).
+	Divisible bool
+	// MinQuantity (W) is the least that may be accepted of a divisible bid
+	// in an interval where it is accepted at all (for a linked bid: the
+	// least, as a share of its quantity, is MinQuantity / max quantity).
+	MinQuantity int64
+	// Linked bids are accepted in all of their offered intervals or in
+	// none, with the same acceptance ratio in each.
+	Linked bool
+	// ExclusiveGroup, when not empty, names a group of which at most one
+	// bid is accepted (in any interval).
+	ExclusiveGroup string
+}
+
+// Constraint is a linear constraint Σ Coeff[b][t]·accepted[b][t] ≤ Limit
+// (W-weighted); the grid issue fills it with sensitivities of flows.
+type Constraint struct {
+	Name  string
+	Terms []Term
+	Limit int64
+}
+
+// Term is one coefficient of a constraint, in parts per million.
+type Term struct {
+	Bid      int // index into Problem.Bids
+	Interval int
+	CoeffPPM int64
+}
+
+// Result is an optimal clearing.
+type Result struct {
+	// Accepted is the accepted quantity per bid (same order as
+	// Problem.Bids) per interval, in W.
+	Accepted [][]int64
+	// Shortfall is the uncovered demand per interval, in W.
+	Shortfall []int64
+	// BidCost is the objective the selection minimises (after shortfall):
+	// Σ accepted × bid price, in micro-minor units (minor units × W / MW).
+	BidCost int64
+	// Payment is what the buyer pays under the pricing rule: BidCost under
+	// pay-as-bid; under uniform pricing every accepted W of an interval is
+	// paid that interval's clearing price. Selection always minimises
+	// BidCost; uniform pricing only changes what is paid.
+	Payment int64
+	// ClearingPrice is, per interval, the highest price of an accepted bid
+	// (the uniform price; informative under pay-as-bid); 0 when nothing is
+	// accepted.
+	ClearingPrice []int64
+	// Reasons explains, per bid, why it was not accepted (empty when
+	// accepted): "price above the need's maximum", "not needed: cheaper
+	// bids cover the demand", "excluded: bid X of the same exclusive group
+	// was selected", ...
+	Reasons []string
+}
