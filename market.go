@@ -19,6 +19,9 @@ const (
 	KindNeed          = "need"
 	KindMarketSession = "market_session"
 	KindBid           = "bid"
+	KindAward         = "award"
+	KindObligation    = "obligation"
+	KindNeedResult    = "need_result"
 )
 
 // Need statuses: open until cancelled by its system operator or closed
@@ -31,22 +34,30 @@ const (
 
 // Market session statuses.
 //
-//	scheduled --gate opening--> open --gate closure--> closed
+//	scheduled --gate opening--> open --gate closure--> closed --clearing--> cleared
 //	scheduled | open --cancel--> cancelled
 //
 // The scheduler moves a session on time; nobody calls an endpoint for it.
+// Closure and clearing are two steps, each its own transaction, so that a
+// clearing that fails (or a crash between the two) never holds the gate
+// open: a closed session is one whose clearing is still to come.
 const (
 	SessionScheduled = "scheduled"
 	SessionOpen      = "open"
 	SessionClosed    = "closed"
+	SessionCleared   = "cleared"
 	SessionCancelled = "cancelled"
 )
 
-// Bid statuses (accepted, partially_accepted and rejected come with
-// clearing).
+// Bid statuses: submitted until gate closure (or withdrawn before it);
+// the clearing turns every submitted bid into accepted,
+// partially_accepted or rejected.
 const (
-	BidSubmitted = "submitted"
-	BidWithdrawn = "withdrawn"
+	BidSubmitted         = "submitted"
+	BidWithdrawn         = "withdrawn"
+	BidAccepted          = "accepted"
+	BidPartiallyAccepted = "partially_accepted"
+	BidRejected          = "rejected"
 )
 
 // Session kinds, from weeks ahead to minutes ahead of delivery.
@@ -317,9 +328,10 @@ type MarketSession struct {
 	OperatorID       string     `json:"operator_id" readOnly:"true" doc:"the market operator running the session (or the system operator acting as one)"`
 	ProductID        string     `json:"product_id" readOnly:"true"`
 	SystemOperatorID string     `json:"system_operator_id" readOnly:"true" doc:"the buyer: the product's system operator"`
-	Status           string     `json:"status" enum:"scheduled,open,closed,cancelled" readOnly:"true"`
+	Status           string     `json:"status" enum:"scheduled,open,closed,cleared,cancelled" readOnly:"true"`
 	OpenedAt         *time.Time `json:"opened_at,omitempty" readOnly:"true"`
 	ClosedAt         *time.Time `json:"closed_at,omitempty" readOnly:"true"`
+	ClearedAt        *time.Time `json:"cleared_at,omitempty" readOnly:"true" doc:"when the clearing's results were stored"`
 	CancelledAt      *time.Time `json:"cancelled_at,omitempty" readOnly:"true"`
 	Version          int64      `json:"version" readOnly:"true"`
 	CreatedAt        time.Time  `json:"created_at" readOnly:"true"`
@@ -401,6 +413,17 @@ func (m *MarketSession) Close(now time.Time) error {
 	return nil
 }
 
+// MarkCleared moves a closed session to cleared. Only a closed session
+// clears: together with the versioned update this is what makes the
+// clearing happen exactly once.
+func (m *MarketSession) MarkCleared(now time.Time) error {
+	if m.Status != SessionClosed {
+		return Errorf(EConflict, "session %s is %s; only a closed session is cleared", m.ID, m.Status)
+	}
+	m.Status, m.ClearedAt, m.UpdatedAt = SessionCleared, &now, now
+	return nil
+}
+
 // Cancel ends a session before gate closure; its needs are free again.
 func (m *MarketSession) Cancel(now time.Time) error {
 	switch m.Status {
@@ -426,7 +449,7 @@ func (m *MarketSession) AcceptsBids(now time.Time) error {
 	switch {
 	case m.Status == SessionCancelled:
 		return RuleErrorf(EConflict, "session.cancelled", "session_id", "session %s was cancelled; it takes no bids", m.ID)
-	case m.Status == SessionClosed || !now.Before(m.GateClosure):
+	case m.Status == SessionClosed || m.Status == SessionCleared || !now.Before(m.GateClosure):
 		return RuleErrorf(EGone, "session.gate_closed", "session_id", "gate closed at %s; session %s takes no more bids, modifications or withdrawals", m.GateClosure.Format(time.RFC3339Nano), m.ID)
 	case now.Before(m.GateOpening):
 		return RuleErrorf(EConflict, "session.gate_not_open", "session_id", "gate opens at %s; session %s takes bids from then until %s", m.GateOpening.Format(time.RFC3339Nano), m.ID, m.GateClosure.Format(time.RFC3339Nano))
@@ -437,7 +460,7 @@ func (m *MarketSession) AcceptsBids(now time.Time) error {
 // GateClosed reports whether bidding has ended (closed, or past gate
 // closure): from then on the buyer may read the bids.
 func (m *MarketSession) GateClosed(now time.Time) bool {
-	return m.Status == SessionClosed || (m.Status != SessionCancelled && !now.Before(m.GateClosure))
+	return m.Status == SessionClosed || m.Status == SessionCleared || (m.Status != SessionCancelled && !now.Before(m.GateClosure))
 }
 
 // BidSpec is what an FSP submits and modifies.
@@ -472,7 +495,7 @@ type Bid struct {
 	FSPID            string     `json:"fsp_id" readOnly:"true"`
 	SystemOperatorID string     `json:"system_operator_id" readOnly:"true" doc:"the buyer"`
 	OperatorID       string     `json:"operator_id" readOnly:"true" doc:"the session's market operator"`
-	Status           string     `json:"status" enum:"submitted,withdrawn" readOnly:"true"`
+	Status           string     `json:"status" enum:"submitted,withdrawn,accepted,partially_accepted,rejected" readOnly:"true"`
 	WithdrawnAt      *time.Time `json:"withdrawn_at,omitempty" readOnly:"true"`
 	Version          int64      `json:"version" readOnly:"true"`
 	CreatedAt        time.Time  `json:"created_at" readOnly:"true"`
@@ -626,6 +649,12 @@ const (
 	NotifyBidReceived   = "bid.received"
 	NotifyBidModified   = "bid.modified"
 	NotifyBidWithdrawn  = "bid.withdrawn"
+	// NotifySessionCleared goes to every bidder, the buyer and the
+	// operator once the results are stored.
+	NotifySessionCleared = "session.cleared"
+	// NotifyAward goes to a bidder for each of its bids the clearing
+	// decided on.
+	NotifyAward = "award"
 )
 
 // Notification is one message in a party's feed. It is written in the
@@ -635,7 +664,7 @@ type Notification struct {
 	Seq        int64     `json:"seq" doc:"position in the feed; pass the last one you read as ?after="`
 	PartyID    string    `json:"party_id"`
 	At         time.Time `json:"at"`
-	Type       string    `json:"type" enum:"session.opened,session.closed,bid.received,bid.modified,bid.withdrawn"`
+	Type       string    `json:"type" enum:"session.opened,session.closed,session.cleared,bid.received,bid.modified,bid.withdrawn,award"`
 	ObjectKind string    `json:"object_kind"`
 	ObjectID   string    `json:"object_id"`
 	SessionID  string    `json:"session_id,omitempty"`

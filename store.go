@@ -135,6 +135,31 @@ type Tx interface {
 	// "resource_id", "status".
 	ListBids(ctx context.Context, f Filter, pg Page) ([]*Bid, string, error)
 
+	// CreateAward stores a clearing's verdict on a bid; at most one award
+	// per bid (EConflict for a second).
+	CreateAward(ctx context.Context, a *Award) error
+	Award(ctx context.Context, id string) (*Award, error)
+	// ListAwards filters on "session_id", "need_id", "bid_id", "fsp_id",
+	// "system_operator_id", "status".
+	ListAwards(ctx context.Context, f Filter, pg Page) ([]*Award, string, error)
+
+	// CreateObligation stores an awarded bid's duty to deliver; at most
+	// one per award (EConflict for a second).
+	CreateObligation(ctx context.Context, o *Obligation) error
+	UpdateObligation(ctx context.Context, o *Obligation) error
+	Obligation(ctx context.Context, id string) (*Obligation, error)
+	// ListObligations filters on "session_id", "need_id", "fsp_id",
+	// "resource_id", "system_operator_id", "status".
+	ListObligations(ctx context.Context, f Filter, pg Page) ([]*Obligation, string, error)
+
+	// CreateNeedResult stores a need's clearing result; at most one per
+	// need (EConflict for a second).
+	CreateNeedResult(ctx context.Context, r *NeedResult) error
+	NeedResult(ctx context.Context, id string) (*NeedResult, error)
+	// ListNeedResults filters on "session_id", "need_id",
+	// "system_operator_id".
+	ListNeedResults(ctx context.Context, f Filter, pg Page) ([]*NeedResult, string, error)
+
 	// CreateNotification fills Seq and appends the notification to its
 	// party's feed. Seq grows in commit order across the whole store, so a
 	// reader paging with "after" never skips a notification committed

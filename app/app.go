@@ -12,14 +12,16 @@ import (
 	"time"
 
 	"github.com/flexhub/flexhub"
+	"github.com/flexhub/flexhub/clearing"
 )
 
 // Service is the application layer over one store.
 type Service struct {
-	store   flexhub.Store
-	log     *slog.Logger
-	now     func() time.Time
-	clearer Clearer
+	store flexhub.Store
+	log   *slog.Logger
+	now   func() time.Time
+	solve Solver  // the clearing engine
+	retry retries // failed clearings waiting for their retry
 }
 
 // New returns a Service. log may be nil.
@@ -27,7 +29,7 @@ func New(store flexhub.Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve}
 }
 
 // SetClock replaces the clock (tests, demos that replay a day).

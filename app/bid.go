@@ -527,7 +527,7 @@ func (s *Service) ListBids(ctx context.Context, f BidFilter, pg flexhub.Page) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := statusParam(filter, f.Status, "bid", []string{flexhub.BidSubmitted, flexhub.BidWithdrawn}); err != nil {
+	if err := statusParam(filter, f.Status, "bid", []string{flexhub.BidSubmitted, flexhub.BidWithdrawn, flexhub.BidAccepted, flexhub.BidPartiallyAccepted, flexhub.BidRejected}); err != nil {
 		return nil, err
 	}
 	if filter["fsp_id"] == "self" {

@@ -19,17 +19,6 @@ import (
 // no party opened or closed the gate, the clock did.
 const SchedulerActor = "flexhub-scheduler"
 
-// Clearer runs the clearing of a session after gate closure, in its own
-// transaction after the closure committed, so that a failing clearing
-// never holds the gate open. The clearing engine plugs in here.
-type Clearer interface {
-	Clear(ctx context.Context, tx flexhub.Tx, session *flexhub.MarketSession) error
-}
-
-// SetClearer installs the clearing step (nil: sessions just close). Call
-// it before RunScheduler.
-func (s *Service) SetClearer(c Clearer) { s.clearer = c }
-
 // CreateSession opens a call for tender. The caller operates the session:
 // a market operator, or the system operator buying the needs' product
 // acting as one. The needs must be open, of one product, in no other
@@ -147,8 +136,9 @@ func (s *Service) announce(ctx context.Context, tx flexhub.Tx, m *flexhub.Market
 	return s.notify(ctx, tx, who, action, flexhub.KindMarketSession, m.ID, m.ID, text)
 }
 
-// AdvanceSessions makes every gate transition that is due now and
-// returns how many it made. Each runs in its own transaction as a
+// AdvanceSessions makes every gate transition that is due now, then
+// clears every closed session that is not cleared yet (see clear.go), and
+// returns how many transitions and clearings it made. Each runs in its own transaction as a
 // conditional, versioned update: when two flexhub instances share a
 // database, the one that loses the race finds the session moved on (or
 // its update refused) and writes nothing, so each transition is made and
@@ -179,14 +169,15 @@ func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	cleared, err := s.sweepClearings(ctx)
+	return n + cleared, err
 }
 
 // advance makes the one transition session id is due for, if any, and
 // returns it ("open", "close" or "").
 func (s *Service) advance(ctx context.Context, id string) (string, error) {
 	var step string
-	var closed *flexhub.MarketSession
+	var closed bool
 	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
 		step = ""
 		m, err := tx.MarketSession(ctx, id)
@@ -229,17 +220,17 @@ func (s *Service) advance(ctx context.Context, id string) (string, error) {
 					return err
 				}
 			}
-			step, closed = "close", m
+			step, closed = "close", true
 			return s.announce(ctx, tx, m, "session.closed", now)
 		}
 		return nil
 	})
-	if err != nil || closed == nil || s.clearer == nil {
+	if err != nil || !closed {
 		return step, err
 	}
-	if err := s.store.Update(ctx, func(tx flexhub.Tx) error { return s.clearer.Clear(ctx, tx, closed) }); err != nil {
-		s.log.Error("clearing failed", "session", closed.ID, "err", err)
-	}
+	// Clear straight after the closure committed; a failure is logged
+	// and left to the sweep (tryClear never returns it).
+	s.tryClear(ctx, id)
 	return step, nil
 }
 
@@ -349,7 +340,7 @@ func (s *Service) ListSessions(ctx context.Context, f SessionFilter, pg flexhub.
 			filter[k] = by.ID
 		}
 	}
-	if err := statusParam(filter, f.Status, "market session", []string{flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed, flexhub.SessionCancelled}); err != nil {
+	if err := statusParam(filter, f.Status, "market session", []string{flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed, flexhub.SessionCleared, flexhub.SessionCancelled}); err != nil {
 		return nil, err
 	}
 	var out ListResult[flexhub.MarketSession]

@@ -28,7 +28,7 @@ type bidListInput struct {
 	NeedID     string `query:"need_id"`
 	FSPID      string `query:"fsp_id" doc:"only your own (or \"self\")"`
 	ResourceID string `query:"resource_id"`
-	Status     string `query:"status" enum:"submitted,withdrawn"`
+	Status     string `query:"status" enum:"submitted,withdrawn,accepted,partially_accepted,rejected"`
 }
 
 const bidRules = "Refusals name the rule in the problem's type (urn:flexhub:rule:<rule>) and the field in errors[].location; nothing is stored. " +

@@ -23,7 +23,13 @@ type mkWorld struct {
 
 func newMarketWorld(t *testing.T) *mkWorld {
 	t.Helper()
-	w := &mkWorld{pqWorld: newPQWorld(t)}
+	return newMarketWorldOn(t, newEnv(t))
+}
+
+// newMarketWorldOn is newMarketWorld on a given environment.
+func newMarketWorldOn(t *testing.T, e *env) *mkWorld {
+	t.Helper()
+	w := &mkWorld{pqWorld: newPQWorldOn(t, e)}
 	w.mo, w.moKey = w.party("mk-mo", "market_operator")
 	var cp flexhub.ConnectionPoint
 	w.do("GET", "/v1/connection-points/"+w.cp, w.dsoKey, nil, 200, &cp)
@@ -407,7 +413,7 @@ func TestMarketGatesAndVisibility(t *testing.T) {
 		{name: "FSP A hears of its own bid", method: "GET", path: "/v1/notifications", token: w.fspAKey, wantStatus: 200, wantBody: []string{`"type":"bid.received"`, `"type":"bid.modified"`, `"type":"bid.withdrawn"`, a.ID}},
 		{name: "FSP B never hears of A's bids", method: "GET", path: "/v1/notifications", token: w.fspBKey, wantStatus: 200, notWantBody: []string{a.ID, a2.ID}},
 	})
-	w.waitFor(m.ID, "closed", 3*time.Second)
+	w.waitFor(m.ID, "cleared", 3*time.Second)
 	if time.Now().Before(closure) {
 		t.Fatal("closed before gate closure")
 	}

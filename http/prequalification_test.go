@@ -38,7 +38,13 @@ func pqKW(v float64) map[string]any { return map[string]any{"value": v, "unit": 
 
 func newPQWorld(t *testing.T) *pqWorld {
 	t.Helper()
-	w := &pqWorld{env: newEnv(t)}
+	return newPQWorldOn(t, newEnv(t))
+}
+
+// newPQWorldOn is newPQWorld on a given environment (e.g. on PostgreSQL).
+func newPQWorldOn(t *testing.T, e *env) *pqWorld {
+	t.Helper()
+	w := &pqWorld{env: e}
 	w.tso, w.tsoKey = w.party("pq-tso", "tso")
 	w.dso, w.dsoKey = w.party("pq-dso", "dso")
 	w.fspA, w.fspAKey = w.party("pq-fsp-a", "fsp")

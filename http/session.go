@@ -21,7 +21,7 @@ type sessionListInput struct {
 	OperatorID       string `query:"operator_id" doc:"the market operator; \"self\" for the caller"`
 	ProductID        string `query:"product_id"`
 	SystemOperatorID string `query:"system_operator_id" doc:"the buyer; \"self\" for the caller"`
-	Status           string `query:"status" enum:"scheduled,open,closed,cancelled"`
+	Status           string `query:"status" enum:"scheduled,open,closed,cleared,cancelled"`
 }
 
 func (s *Server) registerSessions() {

@@ -108,15 +108,18 @@ type world struct {
 	Session                           *flexhub.MarketSession
 	Need                              *flexhub.Need
 	Bid                               *flexhub.Bid
+	Award                             *flexhub.Award
+	Obligation                        *flexhub.Obligation
+	NeedResult                        *flexhub.NeedResult
 }
 
 // worldStatuses gives each world different statuses, so status filters
 // can be checked.
-var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract, session, need, bid string }{
+var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract, session, need, bid, award, obligation string }{
 	{flexhub.ResourceActive, "active", flexhub.PrequalSubmitted, flexhub.GridPrequalRequested, flexhub.ContractProposed,
-		flexhub.SessionOpen, flexhub.NeedOpen, flexhub.BidSubmitted},
+		flexhub.SessionOpen, flexhub.NeedOpen, flexhub.BidSubmitted, flexhub.AwardAccepted, flexhub.ObligationActive},
 	{flexhub.ResourceDeregistered, "retired", flexhub.PrequalApproved, flexhub.GridPrequalApproved, flexhub.ContractActive,
-		flexhub.SessionClosed, flexhub.NeedClosed, flexhub.BidWithdrawn},
+		flexhub.SessionClosed, flexhub.NeedClosed, flexhub.BidWithdrawn, flexhub.AwardPartiallyAccepted, "delivered"},
 }
 
 func newParty(name string, roles ...flexhub.Role) *flexhub.Party {
@@ -187,6 +190,19 @@ func newWorld(n int) *world {
 		BidSpec: flexhub.BidSpec{SessionID: w.Session.ID, NeedID: w.Need.ID, ResourceID: w.Unit.ID, ExclusiveGroup: "group " + tag,
 			Intervals: []flexhub.BidInterval{{Start: delivery, Quantity: flexhub.MarketQuantity{Value: 100, Unit: "kW"},
 				AvailabilityPrice: &flexhub.Money{Amount: "12.3456", Currency: "EUR"}}}}}
+	eur := func(a string) *flexhub.Money { return &flexhub.Money{Amount: a, Currency: "EUR"} }
+	w.Award = &flexhub.Award{ID: flexhub.NewID(), SessionID: w.Session.ID, NeedID: w.Need.ID, BidID: w.Bid.ID, FSPID: w.FSP.ID, ResourceID: w.Unit.ID,
+		SystemOperatorID: w.DSO.ID, OperatorID: w.DSO.ID, Status: st.award, Pricing: flexhub.PricingPayAsBid, PriceBasis: flexhub.PriceAvailability,
+		Unit: "W", Currency: "EUR", Amount: *eur("0.3086"), CreatedAt: base,
+		Intervals: []flexhub.AwardInterval{{Start: delivery, Offered: 100_000, Accepted: 100_000, Price: eur("12.3456"), Amount: *eur("0.3086")}}}
+	w.Obligation = &flexhub.Obligation{ID: flexhub.NewID(), AwardID: w.Award.ID, BidID: w.Bid.ID, SessionID: w.Session.ID, NeedID: w.Need.ID,
+		ProductID: w.Product.ID, FSPID: w.FSP.ID, ResourceID: w.Unit.ID, SystemOperatorID: w.DSO.ID, OperatorID: w.DSO.ID, Direction: "up",
+		Buys: "capacity", Unit: "W", Status: st.obligation, CreatedAt: base, UpdatedAt: base,
+		Intervals: []flexhub.ObligationInterval{{Start: delivery, End: delivery.Add(15 * time.Minute), Quantity: 100_000}}}
+	w.NeedResult = &flexhub.NeedResult{ID: flexhub.NewID(), SessionID: w.Session.ID, SystemOperatorID: w.DSO.ID, TotalCost: *eur("0.3086"), CreatedAt: base,
+		NeedOutcome: flexhub.NeedOutcome{NeedID: w.Need.ID, Direction: "up", Buys: "capacity", PriceBasis: flexhub.PriceAvailability, Unit: "W", Currency: "EUR",
+			Intervals: []flexhub.OutcomeInterval{{Start: delivery, Demand: 1_000_000, Accepted: 100_000, Shortfall: 900_000,
+				MinPrice: eur("12.3456"), MaxPrice: eur("12.3456"), AveragePrice: eur("12.3456")}}}}
 	return w
 }
 
@@ -218,6 +234,9 @@ func (w *world) create(ctx context.Context, tx flexhub.Tx) error {
 		{"market session", func() error { return tx.CreateMarketSession(ctx, w.Session) }},
 		{"need", func() error { return tx.CreateNeed(ctx, w.Need) }},
 		{"bid", func() error { return tx.CreateBid(ctx, w.Bid) }},
+		{"award", func() error { return tx.CreateAward(ctx, w.Award) }},
+		{"obligation", func() error { return tx.CreateObligation(ctx, w.Obligation) }},
+		{"need result", func() error { return tx.CreateNeedResult(ctx, w.NeedResult) }},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -612,6 +631,50 @@ func kinds() []kindTests {
 			},
 			change: func(v *flexhub.Bid, n int, at time.Time) { v.ExclusiveGroup, v.UpdatedAt = label(n), at },
 			read:   func(v *flexhub.Bid) string { return v.ExclusiveGroup },
+		},
+		&kindDef[flexhub.Award]{
+			name: "Award", kind: flexhub.KindAward,
+			get: flexhub.Tx.Award, list: flexhub.Tx.ListAwards,
+			objs:    func(w *world) []*flexhub.Award { return []*flexhub.Award{w.Award} },
+			id:      func(v *flexhub.Award) string { return v.ID },
+			version: func(v *flexhub.Award) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.Award) []string{
+				"session_id":         func(v *flexhub.Award) []string { return one(v.SessionID) },
+				"need_id":            func(v *flexhub.Award) []string { return one(v.NeedID) },
+				"bid_id":             func(v *flexhub.Award) []string { return one(v.BidID) },
+				"fsp_id":             func(v *flexhub.Award) []string { return one(v.FSPID) },
+				"system_operator_id": func(v *flexhub.Award) []string { return one(v.SystemOperatorID) },
+				"status":             func(v *flexhub.Award) []string { return one(v.Status) },
+			},
+		},
+		&kindDef[flexhub.Obligation]{
+			name: "Obligation", kind: flexhub.KindObligation,
+			get: flexhub.Tx.Obligation, list: flexhub.Tx.ListObligations, update: flexhub.Tx.UpdateObligation,
+			objs:    func(w *world) []*flexhub.Obligation { return []*flexhub.Obligation{w.Obligation} },
+			id:      func(v *flexhub.Obligation) string { return v.ID },
+			version: func(v *flexhub.Obligation) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.Obligation) []string{
+				"session_id":         func(v *flexhub.Obligation) []string { return one(v.SessionID) },
+				"need_id":            func(v *flexhub.Obligation) []string { return one(v.NeedID) },
+				"fsp_id":             func(v *flexhub.Obligation) []string { return one(v.FSPID) },
+				"resource_id":        func(v *flexhub.Obligation) []string { return one(v.ResourceID) },
+				"system_operator_id": func(v *flexhub.Obligation) []string { return one(v.SystemOperatorID) },
+				"status":             func(v *flexhub.Obligation) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.Obligation, n int, at time.Time) { v.Status, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.Obligation) string { return v.Status },
+		},
+		&kindDef[flexhub.NeedResult]{
+			name: "NeedResult", kind: flexhub.KindNeedResult,
+			get: flexhub.Tx.NeedResult, list: flexhub.Tx.ListNeedResults,
+			objs:    func(w *world) []*flexhub.NeedResult { return []*flexhub.NeedResult{w.NeedResult} },
+			id:      func(v *flexhub.NeedResult) string { return v.ID },
+			version: func(v *flexhub.NeedResult) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.NeedResult) []string{
+				"session_id":         func(v *flexhub.NeedResult) []string { return one(v.SessionID) },
+				"need_id":            func(v *flexhub.NeedResult) []string { return one(v.NeedID) },
+				"system_operator_id": func(v *flexhub.NeedResult) []string { return one(v.SystemOperatorID) },
+			},
 		},
 	}
 }
@@ -1146,6 +1209,41 @@ func (s *suite) testIdentityConflicts(t *testing.T) {
 			kind: flexhub.EConflict,
 		},
 		{
+			// One award per bid: the schema's half of exactly-once clearing.
+			name: "second award for a bid",
+			do: func(ctx context.Context, tx flexhub.Tx, ws []*world) error {
+				a := *ws[0].Award
+				a.ID, a.Version = copycatID, 0
+				return tx.CreateAward(ctx, &a)
+			},
+			kind: flexhub.EConflict,
+			check: func(t *testing.T, st flexhub.Store, ws []*world) {
+				view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+					_, err := tx.Award(ctx, copycatID)
+					wantKind(t, "the second award", err, flexhub.ENotFound)
+					return nil
+				})
+			},
+		},
+		{
+			name: "second obligation for an award",
+			do: func(ctx context.Context, tx flexhub.Tx, ws []*world) error {
+				o := *ws[0].Obligation
+				o.ID, o.Version = flexhub.NewID(), 0
+				return tx.CreateObligation(ctx, &o)
+			},
+			kind: flexhub.EConflict,
+		},
+		{
+			name: "second result for a need",
+			do: func(ctx context.Context, tx flexhub.Tx, ws []*world) error {
+				r := *ws[0].NeedResult
+				r.ID, r.Version = flexhub.NewID(), 0
+				return tx.CreateNeedResult(ctx, &r)
+			},
+			kind: flexhub.EConflict,
+		},
+		{
 			name: "control area EIC",
 			do: func(ctx context.Context, tx flexhub.Tx, ws []*world) error {
 				a := *ws[0].ControlArea
@@ -1316,6 +1414,26 @@ func (s *suite) testForeignKeys(t *testing.T) {
 			n := *w.Need
 			n.ID, n.Version, n.SessionID = flexhub.NewID(), 0, flexhub.NewID()
 			return tx.CreateNeed(ctx, &n)
+		}},
+		{"award for an unknown bid", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			a := *w.Award
+			a.ID, a.Version, a.BidID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateAward(ctx, &a)
+		}},
+		{"obligation of an unknown award", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			o := *w.Obligation
+			o.ID, o.Version, o.AwardID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateObligation(ctx, &o)
+		}},
+		{"obligation of an unknown resource", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			o := *w.Obligation
+			o.ID, o.Version, o.ResourceID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateObligation(ctx, &o)
+		}},
+		{"result of an unknown need", func(ctx context.Context, tx flexhub.Tx, w *world) error {
+			r := *w.NeedResult
+			r.ID, r.Version, r.NeedID = flexhub.NewID(), 0, flexhub.NewID()
+			return tx.CreateNeedResult(ctx, &r)
 		}},
 		{"notification for an unknown party", func(ctx context.Context, tx flexhub.Tx, w *world) error {
 			return tx.CreateNotification(ctx, &flexhub.Notification{PartyID: flexhub.NewID(), At: base, Type: flexhub.NotifyBidReceived, ObjectKind: flexhub.KindBid, ObjectID: w.Bid.ID})

@@ -12,8 +12,8 @@ import (
 )
 
 // The gate scheduler against the real binary: a session due to close
-// while flexhub is down (killed with SIGKILL) is closed after the
-// restart, exactly once.
+// while flexhub is down (killed with SIGKILL) is closed (and then
+// cleared) after the restart, exactly once.
 
 func TestGateClosureAcrossRestartSQLite(t *testing.T) {
 	gateAcrossRestart(t, []string{"--data-dir", t.TempDir()})
@@ -68,7 +68,7 @@ func gateAcrossRestart(t *testing.T, storeArgs []string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		p2.call("GET", "/v1/market-sessions/"+m.ID, moKey, nil, 200, &m)
-		if m.Status == "closed" {
+		if m.Status == "cleared" { // closed, then cleared straight after
 			break
 		}
 		if time.Now().After(deadline) {
