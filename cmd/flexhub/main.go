@@ -55,6 +55,7 @@ const usage = `flexhub — the open platform for electricity flexibility
 Usage:
   flexhub serve [flags]     run the API (embedded SQLite by default)
   flexhub migrate [flags]   apply database migrations and exit
+  flexhub demo [flags]      run one market day on the demo register and print the outcome (--json for machines)
   flexhub audit verify      check the audit trail's hash chain
   flexhub keygen            print a fresh API key (for FLEXHUB_ADMIN_KEY)
   flexhub version           print the version
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return marketDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
 			return usageError{"usage: flexhub audit verify [flags]"}
@@ -105,6 +108,7 @@ type config struct {
 	dataSet  string
 	tlsCert  string
 	tlsKey   string
+	json     bool
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer, withServe bool) (*config, error) {
@@ -120,6 +124,9 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.dataDir, "data-dir", env("FLEXHUB_DATA_DIR", "flexhub-data"), "directory for the embedded database (env FLEXHUB_DATA_DIR)")
 	fs.StringVar(&c.db, "db", env("FLEXHUB_DB", ""), "database: empty for SQLite in the data directory, a file path, or postgres://... (env FLEXHUB_DB)")
 	fs.StringVar(&c.logLevel, "log-level", env("FLEXHUB_LOG_LEVEL", "info"), "debug, info, warn or error (env FLEXHUB_LOG_LEVEL)")
+	if name == "demo" {
+		fs.BoolVar(&c.json, "json", false, "print the day's outcome as JSON instead of tables")
+	}
 	if withServe {
 		fs.StringVar(&c.addr, "addr", env("FLEXHUB_ADDR", "127.0.0.1:8080"), "listen address (env FLEXHUB_ADDR)")
 		fs.BoolVar(&c.demo, "demo", env("FLEXHUB_DEMO", "") == "1", "load the demo register on first start and print its API keys (env FLEXHUB_DEMO=1)")
