@@ -98,6 +98,36 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("a household must see exactly its own metering point, saw %d rows: %q", rows, text)
 		}
 	})
+	t.Run("market operator sees the cleared day as a chart", func(t *testing.T) {
+		closure := time.Now().UTC().Add(time.Minute)
+		if _, err := demo.RunDay(context.Background(), e.svc, filepath.Join("..", "..", "shared", "data"), closure); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.SetClock(func() time.Time { return time.Now().UTC().Add(2 * time.Minute) })
+		for i := 0; i < 3; i++ {
+			if _, err := e.svc.AdvanceSessions(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, done := signIn(t, keys["Market operator"])
+		defer done()
+		var bars int
+		var caption string
+		err := chromedp.Run(ctx,
+			chromedp.Click(`button[data-tab="market"]`),
+			chromedp.WaitVisible("tbody tr"),
+			chromedp.Click("tbody tr"),
+			chromedp.WaitVisible(".detail figure"),
+			chromedp.Evaluate(`document.querySelectorAll(".detail figure rect.accepted").length`, &bars),
+			chromedp.Text(".detail figcaption", &caption),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bars == 0 || !strings.Contains(caption, "capacity") {
+			t.Errorf("the cleared session shows %d bars, caption %q", bars, caption)
+		}
+	})
 	t.Run("bad key", func(t *testing.T) {
 		ctx, cancel := chromedp.NewContext(actx)
 		defer cancel()

@@ -188,7 +188,48 @@ async function audit(main) {
   ], page.items));
 }
 
-const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, "metering-points": meteringPoints, audit };
+// outcomeChart draws demand against what was bought per interval: bars
+// for demand (outline) and accepted volume (filled), shortfall in red.
+function outcomeChart(title, intervals) {
+  const width = 900, height = 220, left = 48, bottom = 36, top = 10;
+  const max = Math.max(1, ...intervals.map(i => Math.max(i.demand, i.accepted)));
+  const w = (width - left - 10) / Math.max(1, intervals.length);
+  const y = v => top + (height - top - bottom) * (1 - v / max);
+  const g = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
+  for (const f of [0, 0.5, 1]) {
+    g.append(svg("line", { x1: left, x2: width - 10, y1: y(max * f), y2: y(max * f), class: "grid" }));
+    g.append(svg("text", { x: left - 4, y: y(max * f) + 4, class: "value", "text-anchor": "end" }, `${Math.round(max * f / 100) / 10}`));
+  }
+  intervals.forEach((iv, k) => {
+    const x = left + k * w;
+    g.append(svg("rect", { x: x + 1, y: y(iv.accepted), width: Math.max(1, w - 2), height: y(0) - y(iv.accepted), class: "bar accepted" }));
+    if (iv.shortfall > 0) g.append(svg("rect", { x: x + 1, y: y(iv.accepted + iv.shortfall), width: Math.max(1, w - 2), height: y(0) - y(iv.shortfall), class: "bar shortfall" }));
+    g.append(svg("rect", { x: x + 1, y: y(iv.demand), width: Math.max(1, w - 2), height: y(0) - y(iv.demand), class: "demand" }));
+    if (intervals.length <= 24 || k % 4 === 0) g.append(svg("text", { x: x + w / 2, y: height - bottom + 14, class: "label", "text-anchor": "middle" }, iv.start.slice(11, 16)));
+  });
+  g.append(svg("text", { x: left, y: height - 6, class: "label" }, "kW per quarter hour (UTC): outline = need, green = bought, red = shortfall"));
+  return el("figure", {}, el("figcaption", {}, title), g);
+}
+
+async function market(main) {
+  const sessions = await all("/v1/market-sessions");
+  const detail = el("div", { class: "detail" });
+  main.append(table([
+    ["Session", m => m.name || short(m.id)], ["Kind", m => m.kind.replaceAll("_", " ")], ["Gate opens", m => t(m.gate_opening)],
+    ["Gate closes", m => t(m.gate_closure)], ["Pricing", m => m.pricing.replaceAll("_", " ")], ["Status", m => badge(m.status)],
+  ], sessions.slice().reverse(), async m => {
+    detail.replaceChildren(el("h3", {}, m.name || m.id));
+    if (m.status !== "cleared") { detail.append(el("p", { class: "empty" }, `Not cleared yet: the gate closes at ${t(m.gate_closure)}.`)); return; }
+    const [outcome, awards] = await Promise.all([api(`/v1/market-sessions/${m.id}/outcome`), all(`/v1/awards?session_id=${m.id}`)]);
+    for (const n of outcome.needs) detail.append(outcomeChart(`${n.direction} · ${n.buys} · ${n.unit === "W" ? "active" : "reactive"} power`, n.intervals));
+    detail.append(el("h3", {}, "Awards you may see"), table([
+      ["Bid", a => short(a.bid_id)], ["Status", a => badge(a.status)], ["Accepted kW·quarter hours", a => Math.round(a.intervals.reduce((s, i) => s + i.accepted, 0) / 100) / 10],
+      ["Amount", a => `${a.amount.amount} ${a.amount.currency}`], ["Reason", a => a.reason || ""],
+    ], awards));
+  }), detail);
+}
+
+const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, market, "metering-points": meteringPoints, audit };
 
 async function show(tab) {
   state.tab = tab;
