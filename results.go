@@ -19,7 +19,9 @@ const (
 )
 
 // Obligation statuses. An obligation is active from clearing until
-// delivery; the activation and secondary-market issues add the rest.
+// delivery, or until a secondary trade moves it to another FSP
+// (ObligationTransferred, secondary.go); the activation issue adds the
+// rest.
 const (
 	ObligationActive = "active"
 )
@@ -97,10 +99,16 @@ type Obligation struct {
 	Buys             string               `json:"buys" enum:"capacity,energy,both" readOnly:"true"`
 	Unit             string               `json:"unit" enum:"W,var" readOnly:"true"`
 	Intervals        []ObligationInterval `json:"intervals" readOnly:"true" doc:"only the intervals with an accepted quantity"`
-	Status           string               `json:"status" enum:"active" readOnly:"true"`
-	Version          int64                `json:"version" readOnly:"true"`
-	CreatedAt        time.Time            `json:"created_at" readOnly:"true"`
-	UpdatedAt        time.Time            `json:"updated_at" readOnly:"true"`
+	Status           string               `json:"status" enum:"active,transferred" readOnly:"true"`
+	// TradeID, TransferredFrom and TransferredTo link the obligations a
+	// secondary trade replaced: the buyer's new obligation names the trade
+	// and the seller's old one, the old one names the new one.
+	TradeID         string    `json:"trade_id,omitempty" readOnly:"true" doc:"the secondary trade that created this obligation"`
+	TransferredFrom string    `json:"transferred_from,omitempty" readOnly:"true" doc:"the seller's obligation this one replaced"`
+	TransferredTo   string    `json:"transferred_to,omitempty" readOnly:"true" doc:"the buyer's obligation that replaced this one"`
+	Version         int64     `json:"version" readOnly:"true"`
+	CreatedAt       time.Time `json:"created_at" readOnly:"true"`
+	UpdatedAt       time.Time `json:"updated_at" readOnly:"true"`
 }
 
 // ObligationInterval is the quantity owed in one market time unit.

@@ -160,6 +160,28 @@ type Tx interface {
 	// "system_operator_id".
 	ListNeedResults(ctx context.Context, f Filter, pg Page) ([]*NeedResult, string, error)
 
+	// CreateSecondaryOffer stores an offer; at most one open or reserved
+	// offer per obligation (EConflict for a second).
+	CreateSecondaryOffer(ctx context.Context, o *SecondaryOffer) error
+	UpdateSecondaryOffer(ctx context.Context, o *SecondaryOffer) error
+	SecondaryOffer(ctx context.Context, id string) (*SecondaryOffer, error)
+	// ListSecondaryOffers filters on "obligation_id", "seller_fsp_id",
+	// "buyer_fsp_id", "product_id", "system_operator_id", "status".
+	ListSecondaryOffers(ctx context.Context, f Filter, pg Page) ([]*SecondaryOffer, string, error)
+	// DueSecondaryOffers lists, earliest expiry first, at most limit open
+	// offers whose expiry has passed at now.
+	DueSecondaryOffers(ctx context.Context, now time.Time, limit int) ([]*SecondaryOffer, error)
+
+	CreateTrade(ctx context.Context, t *Trade) error
+	UpdateTrade(ctx context.Context, t *Trade) error
+	Trade(ctx context.Context, id string) (*Trade, error)
+	// ListTrades filters on "offer_id", "obligation_id", "seller_fsp_id",
+	// "buyer_fsp_id", "system_operator_id", "status".
+	ListTrades(ctx context.Context, f Filter, pg Page) ([]*Trade, string, error)
+	// DueTrades lists, earliest window end first, at most limit confirmed
+	// trades whose objection window has ended at now.
+	DueTrades(ctx context.Context, now time.Time, limit int) ([]*Trade, error)
+
 	// CreateNotification fills Seq and appends the notification to its
 	// party's feed. Seq grows in commit order across the whole store, so a
 	// reader paging with "after" never skips a notification committed

@@ -1029,7 +1029,7 @@ func (s *Service) ListObligations(ctx context.Context, rf ResultFilter, pg flexh
 	if err != nil {
 		return nil, err
 	}
-	if err := statusParam(f, rf.Status, "obligation", []string{flexhub.ObligationActive}); err != nil {
+	if err := statusParam(f, rf.Status, "obligation", []string{flexhub.ObligationActive, flexhub.ObligationTransferred}); err != nil {
 		return nil, err
 	}
 	var out ListResult[flexhub.Obligation]

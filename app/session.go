@@ -137,8 +137,10 @@ func (s *Service) announce(ctx context.Context, tx flexhub.Tx, m *flexhub.Market
 }
 
 // AdvanceSessions makes every gate transition that is due now, then
-// clears every closed session that is not cleared yet (see clear.go), and
-// returns how many transitions and clearings it made. Each runs in its own transaction as a
+// clears every closed session that is not cleared yet (see clear.go),
+// then completes secondary trades whose objection window passed and
+// expires lapsed offers (see secondary.go), and returns how many of these
+// changes it made. Each runs in its own transaction as a
 // conditional, versioned update: when two flexhub instances share a
 // database, the one that loses the race finds the session moved on (or
 // its update refused) and writes nothing, so each transition is made and
@@ -170,7 +172,13 @@ func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
 		}
 	}
 	cleared, err := s.sweepClearings(ctx)
-	return n + cleared, err
+	if err != nil {
+		return n + cleared, err
+	}
+	// The secondary market's deadlines (objection windows, offer
+	// expiries) ride on the same tick: see secondary.go.
+	traded, err := s.sweepSecondary(ctx)
+	return n + cleared + traded, err
 }
 
 // advance makes the one transition session id is due for, if any, and

@@ -27,7 +27,7 @@ type obligationListInput struct {
 	FSPID            string `query:"fsp_id" doc:"only your own (or \"self\")"`
 	SystemOperatorID string `query:"system_operator_id" doc:"only yourself as the buyer (or \"self\")"`
 	ResourceID       string `query:"resource_id"`
-	Status           string `query:"status" enum:"active"`
+	Status           string `query:"status" enum:"active,transferred"`
 }
 
 // SessionResultsOutput is a session's results as the caller may read them.

@@ -8,7 +8,8 @@ import (
 
 // Market results: awards, obligations and need results, stored like every
 // other object (JSON body, indexed columns, full history). The unique
-// indexes on award(bid_id), obligation(award_id) and need_result(need_id)
+// indexes on award(bid_id), obligation(award_id) (for obligations no
+// trade created), obligation(trade_id) and need_result(need_id)
 // are the store's half of exactly-once clearing: a second clearing of the
 // same session could not store its results even if the session's
 // versioned update did not stop it first.
@@ -19,7 +20,7 @@ var (
 		filters: map[string]string{"session_id": "session_id = ?", "need_id": "need_id = ?", "bid_id": "bid_id = ?",
 			"fsp_id": "fsp_id = ?", "system_operator_id": "system_operator_id = ?", "status": "status = ?"}}
 	obligationTable = &table{kind: flexhub.KindObligation, name: "obligation", noun: "obligation",
-		cols: []string{"award_id", "session_id", "need_id", "fsp_id", "resource_id", "system_operator_id", "status"},
+		cols: []string{"award_id", "session_id", "need_id", "fsp_id", "resource_id", "system_operator_id", "status", "trade_id"},
 		filters: map[string]string{"session_id": "session_id = ?", "need_id": "need_id = ?", "fsp_id": "fsp_id = ?",
 			"resource_id": "resource_id = ?", "system_operator_id": "system_operator_id = ?", "status": "status = ?"}}
 	needResultTable = &table{kind: flexhub.KindNeedResult, name: "need_result", noun: "need result",
@@ -44,7 +45,7 @@ func (t *Tx) ListAwards(ctx context.Context, f flexhub.Filter, pg flexhub.Page) 
 }
 
 func obligationIdx(o *flexhub.Obligation) []any {
-	return []any{o.AwardID, o.SessionID, o.NeedID, o.FSPID, o.ResourceID, o.SystemOperatorID, o.Status}
+	return []any{o.AwardID, o.SessionID, o.NeedID, o.FSPID, o.ResourceID, o.SystemOperatorID, o.Status, ns(o.TradeID)}
 }
 
 // CreateObligation implements flexhub.Tx.

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("Idempotency", s.testIdempotency)
 	t.Run("DueMarketSessions", s.testDueMarketSessions)
 	t.Run("Notifications", s.testNotifications)
+	t.Run("SecondaryMarket", s.testSecondaryMarket)
 }
 
 type suite struct {
@@ -111,15 +112,17 @@ type world struct {
 	Award                             *flexhub.Award
 	Obligation                        *flexhub.Obligation
 	NeedResult                        *flexhub.NeedResult
+	Offer                             *flexhub.SecondaryOffer
+	Trade                             *flexhub.Trade
 }
 
 // worldStatuses gives each world different statuses, so status filters
 // can be checked.
-var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract, session, need, bid, award, obligation string }{
+var worldStatuses = []struct{ resource, product, prequal, gridPrequal, contract, session, need, bid, award, obligation, offer, trade string }{
 	{flexhub.ResourceActive, "active", flexhub.PrequalSubmitted, flexhub.GridPrequalRequested, flexhub.ContractProposed,
-		flexhub.SessionOpen, flexhub.NeedOpen, flexhub.BidSubmitted, flexhub.AwardAccepted, flexhub.ObligationActive},
+		flexhub.SessionOpen, flexhub.NeedOpen, flexhub.BidSubmitted, flexhub.AwardAccepted, flexhub.ObligationActive, flexhub.OfferOpen, flexhub.TradeProposed},
 	{flexhub.ResourceDeregistered, "retired", flexhub.PrequalApproved, flexhub.GridPrequalApproved, flexhub.ContractActive,
-		flexhub.SessionClosed, flexhub.NeedClosed, flexhub.BidWithdrawn, flexhub.AwardPartiallyAccepted, "delivered"},
+		flexhub.SessionClosed, flexhub.NeedClosed, flexhub.BidWithdrawn, flexhub.AwardPartiallyAccepted, "delivered", flexhub.OfferTraded, flexhub.TradeConfirmed},
 }
 
 func newParty(name string, roles ...flexhub.Role) *flexhub.Party {
@@ -203,6 +206,19 @@ func newWorld(n int) *world {
 		NeedOutcome: flexhub.NeedOutcome{NeedID: w.Need.ID, Direction: "up", Buys: "capacity", PriceBasis: flexhub.PriceAvailability, Unit: "W", Currency: "EUR",
 			Intervals: []flexhub.OutcomeInterval{{Start: delivery, Demand: 1_000_000, Accepted: 100_000, Shortfall: 900_000,
 				MinPrice: eur("12.3456"), MaxPrice: eur("12.3456"), AveragePrice: eur("12.3456")}}}}
+	// The world's supplier stands in as the buying FSP (the store does
+	// not check roles); the group as its delivering resource.
+	w.Offer = &flexhub.SecondaryOffer{ID: flexhub.NewID(), SellerFSPID: w.FSP.ID, SystemOperatorID: w.DSO.ID, SessionID: w.Session.ID, NeedID: w.Need.ID,
+		ProductID: w.Product.ID, Direction: "up", Unit: "W", Intervals: w.Obligation.Intervals, Status: st.offer, CreatedAt: base, UpdatedAt: base,
+		SecondaryOfferSpec: flexhub.SecondaryOfferSpec{ObligationID: w.Obligation.ID, BuyerFSPID: w.Supplier.ID, Price: *eur("1.25"),
+			Expiry: delivery.Add(-time.Hour), ObjectionMinutes: 15}}
+	w.Trade = &flexhub.Trade{ID: flexhub.NewID(), ObligationID: w.Obligation.ID, SellerFSPID: w.FSP.ID, BuyerFSPID: w.Supplier.ID,
+		SystemOperatorID: w.DSO.ID, Price: *eur("1.25"), Status: st.trade, BuyerAcceptedAt: base, CreatedAt: base, UpdatedAt: base,
+		TradeSpec: flexhub.TradeSpec{OfferID: w.Offer.ID, ResourceID: w.Group.ID}}
+	if st.trade == flexhub.TradeConfirmed {
+		end := base.Add(15 * time.Minute)
+		w.Trade.SellerConfirmedAt, w.Trade.ObjectionWindowEnd = &base, &end
+	}
 	return w
 }
 
@@ -237,6 +253,8 @@ func (w *world) create(ctx context.Context, tx flexhub.Tx) error {
 		{"award", func() error { return tx.CreateAward(ctx, w.Award) }},
 		{"obligation", func() error { return tx.CreateObligation(ctx, w.Obligation) }},
 		{"need result", func() error { return tx.CreateNeedResult(ctx, w.NeedResult) }},
+		{"secondary offer", func() error { return tx.CreateSecondaryOffer(ctx, w.Offer) }},
+		{"trade", func() error { return tx.CreateTrade(ctx, w.Trade) }},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
@@ -675,6 +693,40 @@ func kinds() []kindTests {
 				"need_id":            func(v *flexhub.NeedResult) []string { return one(v.NeedID) },
 				"system_operator_id": func(v *flexhub.NeedResult) []string { return one(v.SystemOperatorID) },
 			},
+		},
+		&kindDef[flexhub.SecondaryOffer]{
+			name: "SecondaryOffer", kind: flexhub.KindSecondaryOffer,
+			get: flexhub.Tx.SecondaryOffer, list: flexhub.Tx.ListSecondaryOffers, update: flexhub.Tx.UpdateSecondaryOffer,
+			objs:    func(w *world) []*flexhub.SecondaryOffer { return []*flexhub.SecondaryOffer{w.Offer} },
+			id:      func(v *flexhub.SecondaryOffer) string { return v.ID },
+			version: func(v *flexhub.SecondaryOffer) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.SecondaryOffer) []string{
+				"obligation_id":      func(v *flexhub.SecondaryOffer) []string { return one(v.ObligationID) },
+				"seller_fsp_id":      func(v *flexhub.SecondaryOffer) []string { return one(v.SellerFSPID) },
+				"buyer_fsp_id":       func(v *flexhub.SecondaryOffer) []string { return one(v.BuyerFSPID) },
+				"product_id":         func(v *flexhub.SecondaryOffer) []string { return one(v.ProductID) },
+				"system_operator_id": func(v *flexhub.SecondaryOffer) []string { return one(v.SystemOperatorID) },
+				"status":             func(v *flexhub.SecondaryOffer) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.SecondaryOffer, n int, at time.Time) { v.Price.Amount, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.SecondaryOffer) string { return v.Price.Amount },
+		},
+		&kindDef[flexhub.Trade]{
+			name: "Trade", kind: flexhub.KindTrade,
+			get: flexhub.Tx.Trade, list: flexhub.Tx.ListTrades, update: flexhub.Tx.UpdateTrade,
+			objs:    func(w *world) []*flexhub.Trade { return []*flexhub.Trade{w.Trade} },
+			id:      func(v *flexhub.Trade) string { return v.ID },
+			version: func(v *flexhub.Trade) *int64 { return &v.Version },
+			filters: map[string]func(*flexhub.Trade) []string{
+				"offer_id":           func(v *flexhub.Trade) []string { return one(v.OfferID) },
+				"obligation_id":      func(v *flexhub.Trade) []string { return one(v.ObligationID) },
+				"seller_fsp_id":      func(v *flexhub.Trade) []string { return one(v.SellerFSPID) },
+				"buyer_fsp_id":       func(v *flexhub.Trade) []string { return one(v.BuyerFSPID) },
+				"system_operator_id": func(v *flexhub.Trade) []string { return one(v.SystemOperatorID) },
+				"status":             func(v *flexhub.Trade) []string { return one(v.Status) },
+			},
+			change: func(v *flexhub.Trade, n int, at time.Time) { v.ObjectionReasons, v.UpdatedAt = label(n), at },
+			read:   func(v *flexhub.Trade) string { return v.ObjectionReasons },
 		},
 	}
 }
@@ -1231,6 +1283,15 @@ func (s *suite) testIdentityConflicts(t *testing.T) {
 				o := *ws[0].Obligation
 				o.ID, o.Version = flexhub.NewID(), 0
 				return tx.CreateObligation(ctx, &o)
+			},
+			kind: flexhub.EConflict,
+		},
+		{
+			name: "second live offer for an obligation",
+			do: func(ctx context.Context, tx flexhub.Tx, ws []*world) error {
+				o := *ws[0].Offer
+				o.ID, o.Version, o.Status = flexhub.NewID(), 0, flexhub.OfferReserved
+				return tx.CreateSecondaryOffer(ctx, &o)
 			},
 			kind: flexhub.EConflict,
 		},
@@ -2703,4 +2764,117 @@ func (s *suite) testNotifications(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// testSecondaryMarket checks the secondary market's store half: the
+// scheduler's queries (confirmed trades past their objection window,
+// open offers past expiry, earliest first), an obligation a trade creates
+// sharing its award with the one it replaces, at most one obligation per
+// trade, a live offer again once the first one ended, and the trade's
+// completion as a conditional update that exactly one writer wins.
+func (s *suite) testSecondaryMarket(t *testing.T) {
+	st, ws := s.seed(t, 1)
+	w := ws[0]
+	mkTrade := func(status string, end time.Duration) *flexhub.Trade {
+		tr := *w.Trade
+		tr.ID, tr.Version, tr.Status = flexhub.NewID(), 0, status
+		if end != 0 {
+			e := base.Add(end)
+			tr.ObjectionWindowEnd = &e
+		}
+		return &tr
+	}
+	due1, due2 := mkTrade(flexhub.TradeConfirmed, 20*time.Minute), mkTrade(flexhub.TradeConfirmed, 10*time.Minute)
+	notDue := []*flexhub.Trade{mkTrade(flexhub.TradeConfirmed, 2*time.Hour), mkTrade(flexhub.TradeObjected, 10*time.Minute), mkTrade(flexhub.TradeProposed, 0)}
+	mkOffer := func(status string, expiry time.Duration) *flexhub.SecondaryOffer {
+		o := *w.Offer
+		o.ID, o.Version, o.Status, o.Expiry = flexhub.NewID(), 0, status, base.Add(expiry)
+		return &o
+	}
+	// w.Offer is open: the world's own offer must end before another
+	// offer of the obligation can be live.
+	closed := clone(t, w.Offer)
+	closed.Status = flexhub.OfferCancelled
+	expired := mkOffer(flexhub.OfferOpen, 30*time.Minute)
+	update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		for _, tr := range append([]*flexhub.Trade{due1, due2}, notDue...) {
+			if err := tx.CreateTrade(ctx, tr); err != nil {
+				return err
+			}
+		}
+		if err := tx.UpdateSecondaryOffer(ctx, closed); err != nil {
+			return err
+		}
+		if err := tx.CreateSecondaryOffer(ctx, expired); err != nil {
+			return err
+		}
+		for _, o := range []*flexhub.SecondaryOffer{mkOffer(flexhub.OfferCancelled, 0), mkOffer(flexhub.OfferExpired, 0)} {
+			if err := tx.CreateSecondaryOffer(ctx, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	now := base.Add(time.Hour)
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		got, err := tx.DueTrades(ctx, now, 10)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, tr := range got {
+			ids = append(ids, tr.ID)
+		}
+		// The world's own trade is only proposed: not due.
+		if want := []string{due2.ID, due1.ID}; !slices.Equal(ids, want) {
+			t.Errorf("due trades at %s: %v, want %v (earliest window end first)", now, ids, want)
+		}
+		if got, err := tx.DueTrades(ctx, now, 1); err != nil || len(got) != 1 || got[0].ID != due2.ID {
+			t.Errorf("limit 1: %v, %v", got, err)
+		}
+		offers, err := tx.DueSecondaryOffers(ctx, now, 10)
+		if err != nil {
+			return err
+		}
+		if len(offers) != 1 || offers[0].ID != expired.ID {
+			t.Errorf("due offers: %v, want only %s", offers, expired.ID)
+		}
+		if offers, err := tx.DueSecondaryOffers(ctx, base, 10); err != nil || len(offers) != 0 {
+			t.Errorf("nothing expires at %s: %v, %v", base, offers, err)
+		}
+		return nil
+	})
+	// The buyer's obligation shares the award; a second one for the same
+	// trade is refused.
+	nu := clone(t, w.Obligation)
+	nu.ID, nu.Version, nu.FSPID, nu.TradeID, nu.TransferredFrom = flexhub.NewID(), 0, w.Supplier.ID, due1.ID, w.Obligation.ID
+	update(t, st, func(ctx context.Context, tx flexhub.Tx) error { return tx.CreateObligation(ctx, nu) })
+	again := clone(t, nu)
+	again.ID, again.Version = flexhub.NewID(), 0
+	err := tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error { return tx.CreateObligation(ctx, again) })
+	wantKind(t, "second obligation for a trade", err, flexhub.EConflict)
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		got, err := tx.Obligation(ctx, nu.ID)
+		if err != nil {
+			return err
+		}
+		sameJSON(t, "the buyer's obligation", got, nu)
+		return nil
+	})
+	// Completing is a conditional update: of two writers that read the
+	// same version, exactly one wins.
+	wins := 0
+	for range 2 {
+		tr := clone(t, due1)
+		tr.Status, tr.UpdatedAt = flexhub.TradeCompleted, now
+		err := tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error { return tx.UpdateTrade(ctx, tr) })
+		if err == nil {
+			wins++
+		} else {
+			wantKind(t, "second completion", err, flexhub.EConflict)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d writers completed the trade, want exactly 1", wins)
+	}
 }
