@@ -146,6 +146,23 @@ func (s *Service) announce(ctx context.Context, tx flexhub.Tx, m *flexhub.Market
 // its update refused) and writes nothing, so each transition is made and
 // audited exactly once.
 func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
+	n, err := s.advanceGates(ctx, true)
+	if err != nil {
+		return n, err
+	}
+	cleared, err := s.sweepClearings(ctx)
+	if err != nil {
+		return n + cleared, err
+	}
+	// The secondary market's deadlines (objection windows, offer
+	// expiries) ride on the same tick: see secondary.go.
+	traded, err := s.sweepSecondary(ctx)
+	return n + cleared + traded, err
+}
+
+// advanceGates makes every due gate transition; with clearNow, a session
+// it closes is cleared straight away in the same call.
+func (s *Service) advanceGates(ctx context.Context, clearNow bool) (int, error) {
 	var due []*flexhub.MarketSession
 	err := s.store.View(ctx, func(tx flexhub.Tx) error {
 		var err error
@@ -158,7 +175,7 @@ func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
 	n := 0
 	for _, d := range due {
 		for {
-			step, err := s.advance(ctx, d.ID)
+			step, err := s.advance(ctx, d.ID, clearNow)
 			if err != nil {
 				if flexhub.ErrorKind(err) == flexhub.EConflict {
 					break // another instance moved it; its next state is its job
@@ -171,19 +188,12 @@ func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	cleared, err := s.sweepClearings(ctx)
-	if err != nil {
-		return n + cleared, err
-	}
-	// The secondary market's deadlines (objection windows, offer
-	// expiries) ride on the same tick: see secondary.go.
-	traded, err := s.sweepSecondary(ctx)
-	return n + cleared + traded, err
+	return n, nil
 }
 
 // advance makes the one transition session id is due for, if any, and
 // returns it ("open", "close" or "").
-func (s *Service) advance(ctx context.Context, id string) (string, error) {
+func (s *Service) advance(ctx context.Context, id string, clearNow bool) (string, error) {
 	var step string
 	var closed bool
 	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
@@ -233,7 +243,7 @@ func (s *Service) advance(ctx context.Context, id string) (string, error) {
 		}
 		return nil
 	})
-	if err != nil || !closed {
+	if err != nil || !closed || !clearNow {
 		return step, err
 	}
 	// Clear straight after the closure committed; a failure is logged
@@ -246,14 +256,35 @@ func (s *Service) advance(ctx context.Context, id string) (string, error) {
 // starting at once so that a restart catches up straight away. Errors are
 // logged and retried on the next tick: a database that is briefly away
 // must not stop the market.
+//
+// Clearing runs in a loop of its own: a hard clearing may take a while,
+// and no session's gate may close late because another session is being
+// cleared.
 func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.loop(ctx, every, "clearing", func() (int, error) { return s.sweepClearings(ctx) })
+	}()
+	s.loop(ctx, every, "gates", func() (int, error) {
+		n, err := s.advanceGates(ctx, false)
+		if err != nil {
+			return n, err
+		}
+		traded, err := s.sweepSecondary(ctx)
+		return n + traded, err
+	})
+	<-done
+}
+
+func (s *Service) loop(ctx context.Context, every time.Duration, name string, tick func() (int, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if n, err := s.AdvanceSessions(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("scheduler", "err", err)
+		if n, err := tick(); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduler", "loop", name, "err", err)
 		} else if n > 0 {
-			s.log.Info("scheduler moved session gates", "transitions", n)
+			s.log.Info("scheduler", "loop", name, "changes", n)
 		}
 		select {
 		case <-ctx.Done():
