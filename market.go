@@ -47,6 +47,11 @@ const (
 	SessionClosed    = "closed"
 	SessionCleared   = "cleared"
 	SessionCancelled = "cancelled"
+	// SessionClearingFailed: the engine could not prove an optimal
+	// clearing within its limits. flexhub never publishes a clearing it
+	// cannot prove optimal, so the session stops here for its operator to
+	// decide, instead of retrying for ever.
+	SessionClearingFailed = "clearing_failed"
 )
 
 // Bid statuses: submitted until gate closure (or withdrawn before it);
@@ -328,10 +333,11 @@ type MarketSession struct {
 	OperatorID       string     `json:"operator_id" readOnly:"true" doc:"the market operator running the session (or the system operator acting as one)"`
 	ProductID        string     `json:"product_id" readOnly:"true"`
 	SystemOperatorID string     `json:"system_operator_id" readOnly:"true" doc:"the buyer: the product's system operator"`
-	Status           string     `json:"status" enum:"scheduled,open,closed,cleared,cancelled" readOnly:"true"`
+	Status           string     `json:"status" enum:"scheduled,open,closed,cleared,clearing_failed,cancelled" readOnly:"true"`
 	OpenedAt         *time.Time `json:"opened_at,omitempty" readOnly:"true"`
 	ClosedAt         *time.Time `json:"closed_at,omitempty" readOnly:"true"`
 	ClearedAt        *time.Time `json:"cleared_at,omitempty" readOnly:"true" doc:"when the clearing's results were stored"`
+	ClearingError    string     `json:"clearing_error,omitempty" readOnly:"true" doc:"why the clearing failed (status clearing_failed)"`
 	CancelledAt      *time.Time `json:"cancelled_at,omitempty" readOnly:"true"`
 	Version          int64      `json:"version" readOnly:"true"`
 	CreatedAt        time.Time  `json:"created_at" readOnly:"true"`
@@ -416,6 +422,15 @@ func (m *MarketSession) Close(now time.Time) error {
 // MarkCleared moves a closed session to cleared. Only a closed session
 // clears: together with the versioned update this is what makes the
 // clearing happen exactly once.
+func (m *MarketSession) MarkClearingFailed(now time.Time, reason string) error {
+	if m.Status != SessionClosed {
+		return Errorf(EConflict, "session %s is %s; only a closed session can fail to clear", m.ID, m.Status)
+	}
+	m.Status, m.ClearingError, m.UpdatedAt = SessionClearingFailed, reason, now
+	return nil
+}
+
+// MarkCleared records that the session's results are stored.
 func (m *MarketSession) MarkCleared(now time.Time) error {
 	if m.Status != SessionClosed {
 		return Errorf(EConflict, "session %s is %s; only a closed session is cleared", m.ID, m.Status)
@@ -449,7 +464,7 @@ func (m *MarketSession) AcceptsBids(now time.Time) error {
 	switch {
 	case m.Status == SessionCancelled:
 		return RuleErrorf(EConflict, "session.cancelled", "session_id", "session %s was cancelled; it takes no bids", m.ID)
-	case m.Status == SessionClosed || m.Status == SessionCleared || !now.Before(m.GateClosure):
+	case m.Status == SessionClosed || m.Status == SessionCleared || m.Status == SessionClearingFailed || !now.Before(m.GateClosure):
 		return RuleErrorf(EGone, "session.gate_closed", "session_id", "gate closed at %s; session %s takes no more bids, modifications or withdrawals", m.GateClosure.Format(time.RFC3339Nano), m.ID)
 	case now.Before(m.GateOpening):
 		return RuleErrorf(EConflict, "session.gate_not_open", "session_id", "gate opens at %s; session %s takes bids from then until %s", m.GateOpening.Format(time.RFC3339Nano), m.ID, m.GateClosure.Format(time.RFC3339Nano))
@@ -460,7 +475,7 @@ func (m *MarketSession) AcceptsBids(now time.Time) error {
 // GateClosed reports whether bidding has ended (closed, or past gate
 // closure): from then on the buyer may read the bids.
 func (m *MarketSession) GateClosed(now time.Time) bool {
-	return m.Status == SessionClosed || m.Status == SessionCleared || (m.Status != SessionCancelled && !now.Before(m.GateClosure))
+	return m.Status == SessionClosed || m.Status == SessionCleared || m.Status == SessionClearingFailed || (m.Status != SessionCancelled && !now.Before(m.GateClosure))
 }
 
 // BidSpec is what an FSP submits and modifies.
@@ -644,11 +659,14 @@ func (b *Bid) Withdraw(now time.Time) error {
 
 // Notification types.
 const (
-	NotifySessionOpened = "session.opened"
-	NotifySessionClosed = "session.closed"
-	NotifyBidReceived   = "bid.received"
-	NotifyBidModified   = "bid.modified"
-	NotifyBidWithdrawn  = "bid.withdrawn"
+	// NotifySessionClearingFailed goes to the operator and the buyer when
+	// the engine could not prove an optimal clearing.
+	NotifySessionClearingFailed = "session.clearing_failed"
+	NotifySessionOpened         = "session.opened"
+	NotifySessionClosed         = "session.closed"
+	NotifyBidReceived           = "bid.received"
+	NotifyBidModified           = "bid.modified"
+	NotifyBidWithdrawn          = "bid.withdrawn"
 	// NotifySessionCleared goes to every bidder, the buyer and the
 	// operator once the results are stored.
 	NotifySessionCleared = "session.cleared"

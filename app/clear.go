@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -173,6 +174,9 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	out, err := computeClearing(in, s.solve, s.now())
+	if errors.Is(err, clearing.ErrNodeLimit) {
+		return false, s.clearingFailed(ctx, in.session, err)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -201,6 +205,42 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	return done, err
+}
+
+// clearingFailed stops a session whose clearing the engine could not
+// prove optimal: retrying would fail the same way, and publishing a
+// clearing that may not be optimal is not an option. The operator and the
+// buyer are told; the operator decides what follows.
+func (s *Service) clearingFailed(ctx context.Context, read *flexhub.MarketSession, cause error) error {
+	reason := "the clearing engine could not prove an optimal result within its limits: " + cause.Error()
+	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
+		m, err := tx.MarketSession(ctx, read.ID)
+		if err != nil {
+			return err
+		}
+		if m.Status != flexhub.SessionClosed || m.Version != read.Version {
+			return nil // another instance got there first
+		}
+		now := s.now()
+		if err := m.MarkClearingFailed(now, reason); err != nil {
+			return err
+		}
+		if err := tx.UpdateMarketSession(ctx, m); err != nil {
+			return err
+		}
+		if err := s.recordAs(ctx, tx, SchedulerActor, "session.clearing_failed", flexhub.KindMarketSession, m.ID, m.Version, m, m.OperatorID, m.SystemOperatorID); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, []string{m.OperatorID, m.SystemOperatorID}, flexhub.NotifySessionClearingFailed, flexhub.KindMarketSession, m.ID, m.ID,
+			fmt.Sprintf("session %s could not be cleared: %s", m.ID, reason))
+	})
+	if flexhub.ErrorKind(err) == flexhub.EConflict {
+		return nil
+	}
+	if err == nil {
+		s.log.Error("clearing failed for good; the session awaits its operator", "session", read.ID, "err", cause)
+	}
+	return err
 }
 
 // clearInput is everything a clearing reads, from one snapshot.

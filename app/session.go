@@ -379,7 +379,7 @@ func (s *Service) ListSessions(ctx context.Context, f SessionFilter, pg flexhub.
 			filter[k] = by.ID
 		}
 	}
-	if err := statusParam(filter, f.Status, "market session", []string{flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed, flexhub.SessionCleared, flexhub.SessionCancelled}); err != nil {
+	if err := statusParam(filter, f.Status, "market session", []string{flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed, flexhub.SessionCleared, flexhub.SessionClearingFailed, flexhub.SessionCancelled}); err != nil {
 		return nil, err
 	}
 	var out ListResult[flexhub.MarketSession]
