@@ -89,29 +89,9 @@ func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err != nil {
 		return nil, err
 	}
-	r, err := tx.Resource(ctx, spec.ResourceID)
-	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+	r, units, err := activeOwnResource(ctx, tx, by, spec.ResourceID, "can bid")
+	if err != nil {
 		return nil, err
-	}
-	if err != nil || r.FSPID != by.ID {
-		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_owned", "resource_id", "resource %s not found among the resources party %s operates", spec.ResourceID, by.ID)
-	}
-	if r.Status != flexhub.ResourceActive {
-		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_active", "resource_id", "%s; only an active resource can bid", notActive(r))
-	}
-	units := []*flexhub.Resource{r}
-	if r.Kind == flexhub.ResourceGroup {
-		units = units[:0]
-		for _, id := range r.Members {
-			u, err := tx.Resource(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			if u.Status != flexhub.ResourceActive {
-				return nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_active", "resource_id", "member %s of group %s: %s", u.ID, r.ID, notActive(u))
-			}
-			units = append(units, u)
-		}
 	}
 	res := prod.Resolution()
 	first, end := spec.Intervals[0].Start, spec.Intervals[len(spec.Intervals)-1].Start.Add(res)
@@ -134,6 +114,38 @@ func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 		return nil, err
 	}
 	return m, nil
+}
+
+// activeOwnResource loads a resource the caller operates and, for a
+// group, its units; the resource and every unit must be active. Rules are
+// named bid.* (a trade renames them with asTradeRule); purpose ends the
+// message about an inactive resource ("can bid").
+func activeOwnResource(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id, purpose string) (*flexhub.Resource, []*flexhub.Resource, error) {
+	r, err := tx.Resource(ctx, id)
+	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+		return nil, nil, err
+	}
+	if err != nil || r.FSPID != by.ID {
+		return nil, nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_owned", "resource_id", "resource %s not found among the resources party %s operates", id, by.ID)
+	}
+	if r.Status != flexhub.ResourceActive {
+		return nil, nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_active", "resource_id", "%s; only an active resource %s", notActive(r), purpose)
+	}
+	if r.Kind != flexhub.ResourceGroup {
+		return r, []*flexhub.Resource{r}, nil
+	}
+	units := make([]*flexhub.Resource, 0, len(r.Members))
+	for _, mid := range r.Members {
+		u, err := tx.Resource(ctx, mid)
+		if err != nil {
+			return nil, nil, err
+		}
+		if u.Status != flexhub.ResourceActive {
+			return nil, nil, flexhub.RuleErrorf(flexhub.EInvalid, "bid.resource_active", "resource_id", "member %s of group %s: %s", u.ID, r.ID, notActive(u))
+		}
+		units = append(units, u)
+	}
+	return r, units, nil
 }
 
 // checkLocation: the resource delivers where the need is. A group

@@ -419,29 +419,9 @@ func (s *Service) endProposed(ctx context.Context, tx flexhub.Tx, o *flexhub.Sec
 // checkBuyer applies the buyer's eligibility rules (see the top of the
 // file) for resource resourceID of party by taking obligation o.
 func checkBuyer(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, o *flexhub.Obligation, resourceID string) error {
-	r, err := tx.Resource(ctx, resourceID)
-	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-		return err
-	}
-	if err != nil || r.FSPID != by.ID {
-		return flexhub.RuleErrorf(flexhub.EInvalid, "trade.resource_owned", "resource_id", "resource %s not found among the resources party %s operates", resourceID, by.ID)
-	}
-	if r.Status != flexhub.ResourceActive {
-		return flexhub.RuleErrorf(flexhub.EInvalid, "trade.resource_active", "resource_id", "%s; only an active resource takes over an obligation", notActive(r))
-	}
-	units := []*flexhub.Resource{r}
-	if r.Kind == flexhub.ResourceGroup {
-		units = units[:0]
-		for _, id := range r.Members {
-			u, err := tx.Resource(ctx, id)
-			if err != nil {
-				return err
-			}
-			if u.Status != flexhub.ResourceActive {
-				return flexhub.RuleErrorf(flexhub.EInvalid, "trade.resource_active", "resource_id", "member %s of group %s: %s", u.ID, r.ID, notActive(u))
-			}
-			units = append(units, u)
-		}
+	r, units, err := activeOwnResource(ctx, tx, by, resourceID, "takes over an obligation")
+	if err != nil {
+		return asTradeRule(err)
 	}
 	need, err := tx.Need(ctx, o.NeedID)
 	if err != nil {
