@@ -99,6 +99,18 @@ func EICCheckChar(first15 string) byte {
 	}
 }
 
+// EICFromStem makes a valid EIC from a stem: upper-cased, cut or padded
+// with '-' to 15 characters, followed by its check character. For
+// demos, tests and codes flexhub issues itself.
+func EICFromStem(stem string) string {
+	stem = strings.ToUpper(stem)
+	if len(stem) > 15 {
+		stem = stem[:15]
+	}
+	stem += strings.Repeat("-", 15-len(stem))
+	return stem + string(EICCheckChar(stem))
+}
+
 // ValidateEIC checks the shape and the check character of an EIC.
 func ValidateEIC(field, eic string) error {
 	if !eicPattern.MatchString(eic) {

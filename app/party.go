@@ -406,10 +406,7 @@ func (s *Service) ListCredentials(ctx context.Context, partyID string) ([]*flexh
 }
 
 // AdminEIC is the EIC of the bootstrap administrator party.
-var AdminEIC = func() string {
-	base := "10X-FLEXHUB-ADM"
-	return base + string(flexhub.EICCheckChar(base))
-}()
+var AdminEIC = flexhub.EICFromStem("10X-FLEXHUB-ADM")
 
 // Bootstrap creates the administrator on a fresh store. With token empty a
 // new key is made. It returns nil, nil when the store already has parties.

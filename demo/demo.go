@@ -37,14 +37,7 @@ type Result struct {
 // DSOEIC marks a store that already holds the demo.
 var DSOEIC = eic("10XRURALNETZDSO")
 
-func eic(stem string) string {
-	stem = strings.ToUpper(stem)
-	if len(stem) > 15 {
-		stem = stem[:15]
-	}
-	stem += strings.Repeat("-", 15-len(stem))
-	return stem + string(flexhub.EICCheckChar(stem))
-}
+func eic(stem string) string { return flexhub.EICFromStem(stem) }
 
 // Loaded reports whether the store already holds the demo register.
 func Loaded(ctx context.Context, store flexhub.Store) (bool, error) {

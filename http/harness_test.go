@@ -50,13 +50,7 @@ func newEnvOn(t *testing.T, store flexhub.Store) *env {
 }
 
 // eic builds a valid EIC from a 15-character stem (padded with '-').
-func eic(stem string) string {
-	if len(stem) > 15 {
-		stem = stem[:15]
-	}
-	stem += strings.Repeat("-", 15-len(stem))
-	return stem + string(flexhub.EICCheckChar(stem))
-}
+func eic(stem string) string { return flexhub.EICFromStem(stem) }
 
 // party registers a party with the given roles (as admin) and returns its
 // id and a fresh API key.

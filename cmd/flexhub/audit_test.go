@@ -28,8 +28,7 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 	}
 	actx := app.WithActor(ctx, mustParty(t, svc, admin.PartyID))
 	for i, name := range []string{"ALPHA", "BRAVO", "CHARLIE"} {
-		stem := "10X" + name + strings.Repeat("-", 12-len(name))
-		if _, err := svc.CreateParty(actx, flexhub.PartySpec{EIC: stem + string(flexhub.EICCheckChar(stem)), Name: name, Roles: []flexhub.Role{flexhub.RoleFSP}}, ""); err != nil {
+		if _, err := svc.CreateParty(actx, flexhub.PartySpec{EIC: flexhub.EICFromStem("10X" + name), Name: name, Roles: []flexhub.Role{flexhub.RoleFSP}}, ""); err != nil {
 			t.Fatalf("party %d: %v", i, err)
 		}
 	}

@@ -134,14 +134,7 @@ func (p *proc) call(method, path, key string, body any, want int, out any, heade
 	return string(raw)
 }
 
-func testEIC(stem string) string {
-	stem = strings.ToUpper(stem)
-	if len(stem) > 15 {
-		stem = stem[:15]
-	}
-	stem += strings.Repeat("-", 15-len(stem))
-	return stem + string(flexhub.EICCheckChar(stem))
-}
+func testEIC(stem string) string { return flexhub.EICFromStem(stem) }
 
 type obj struct {
 	ID      string `json:"id"`
