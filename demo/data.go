@@ -1,16 +1,14 @@
 package demo
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // GridPoint is a connection point of the SimBench LV rural grid: a load or
@@ -93,50 +91,25 @@ const meterFile = "meter/sgsc_25_households_halfhourly.csv.gz"
 
 // ReadHouseholds summarises every household in the meter file.
 func ReadHouseholds(dataDir string) ([]Household, error) {
-	path := filepath.Join(dataDir, meterFile)
-	f, err := os.Open(path)
+	byCustomer, err := readingsByDay(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	sc := bufio.NewScanner(gz)
-	byID := map[string]*Household{}
-	line := 0
-	for sc.Scan() {
-		line++
-		if line == 1 {
-			continue // header: customer_id,reading_datetime,general_supply_kwh
+	out := make([]Household, 0, len(byCustomer))
+	for id, days := range byCustomer {
+		h := Household{CustomerID: id}
+		for _, v := range days {
+			for _, kwh := range v {
+				if math.IsNaN(kwh) {
+					continue
+				}
+				h.Readings++
+				h.TotalKWh += kwh
+				h.PeakKW = math.Max(h.PeakKW, kwh*2) // kWh per half hour → average kW
+			}
 		}
-		parts := strings.Split(sc.Text(), ",")
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("%s:%d: want 3 columns, got %d", path, line, len(parts))
-		}
-		kwh, err := strconv.ParseFloat(parts[2], 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		h := byID[parts[0]]
-		if h == nil {
-			h = &Household{CustomerID: parts[0]}
-			byID[parts[0]] = h
-		}
-		h.Readings++
-		h.TotalKWh += kwh
-		if kw := kwh * 2; kw > h.PeakKW { // kWh per half hour → average kW
-			h.PeakKW = kw
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	out := make([]Household, 0, len(byID))
-	for _, h := range byID {
 		h.MeanKW = h.TotalKWh / (float64(h.Readings) / 2)
-		out = append(out, *h)
+		out = append(out, h)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CustomerID < out[j].CustomerID })
 	return out, nil

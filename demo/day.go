@@ -112,6 +112,24 @@ func PeakEveningDay(dataDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return peakEveningDay(byCustomer)
+}
+
+// ReadPeakEveningDay is PeakEveningDay then ReadMarketDay, reading the
+// meter file once.
+func ReadPeakEveningDay(dataDir string) (*MarketDay, error) {
+	byCustomer, err := readingsByDay(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	date, err := peakEveningDay(byCustomer)
+	if err != nil {
+		return nil, err
+	}
+	return marketDay(byCustomer, date)
+}
+
+func peakEveningDay(byCustomer map[string]map[string][]float64) (string, error) {
 	totals := map[string][]float64{}
 	counts := map[string]int{}
 	for _, days := range byCustomer {
@@ -165,16 +183,20 @@ func dayLength(date string) time.Duration {
 // ReadMarketDay returns the households' load on a local date, on 15-minute
 // UTC intervals. Every household must have all 48 readings that day.
 func ReadMarketDay(dataDir, date string) (*MarketDay, error) {
+	byCustomer, err := readingsByDay(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return marketDay(byCustomer, date)
+}
+
+func marketDay(byCustomer map[string]map[string][]float64, date string) (*MarketDay, error) {
 	start, err := time.ParseInLocation("2006-01-02", date, sydney)
 	if err != nil {
 		return nil, fmt.Errorf("date %q: %w", date, err)
 	}
 	if dayLength(date) != 24*time.Hour {
 		return nil, fmt.Errorf("%s is a daylight-saving change day in Sydney; pick another", date)
-	}
-	byCustomer, err := readingsByDay(dataDir)
-	if err != nil {
-		return nil, err
 	}
 	d := &MarketDay{Date: date, Start: start.UTC(), Interval: 15 * time.Minute, Load: map[string][]int64{}, Total: make([]int64, 96)}
 	for customer, days := range byCustomer {

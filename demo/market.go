@@ -73,14 +73,11 @@ func RunDay(ctx context.Context, svc *app.Service, dataDir string, gateClosure t
 		return nil, err
 	}
 	as := func(p *flexhub.Party) context.Context { return app.WithActor(ctx, p) }
-	date, err := PeakEveningDay(dataDir)
+	profile, err := ReadPeakEveningDay(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	profile, err := ReadMarketDay(dataDir, date)
-	if err != nil {
-		return nil, err
-	}
+	date := profile.Date
 	now := time.Now().In(sydney)
 	start := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, sydney).UTC()
 	day := &Day{Date: date, Start: start}
