@@ -43,6 +43,9 @@ type Filter map[string]string
 // object's Version is incremented. Every version of every object is kept
 // and can be read with AsOf.
 type Tx interface {
+	MeterTx      // metering.go
+	ActivationTx // activation.go
+
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error
 	Party(ctx context.Context, id string) (*Party, error)

@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("DueMarketSessions", s.testDueMarketSessions)
 	t.Run("Notifications", s.testNotifications)
 	t.Run("SecondaryMarket", s.testSecondaryMarket)
+	t.Run("Metering", s.testMetering)     // metering.go
+	t.Run("Activation", s.testActivation) // activation.go
 }
 
 type suite struct {

@@ -1,0 +1,4 @@
+package flexhub
+
+// ActivationTx is the part of Tx that stores activation orders.
+type ActivationTx interface{}
