@@ -45,6 +45,7 @@ type Filter map[string]string
 type Tx interface {
 	MeterTx      // metering.go
 	ActivationTx // activation.go
+	WebhookTx    // webhook.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error

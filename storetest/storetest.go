@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("SecondaryMarket", s.testSecondaryMarket)
 	t.Run("Metering", s.testMetering)     // metering.go
 	t.Run("Activation", s.testActivation) // activation.go
+	t.Run("Webhooks", s.testWebhooks)     // webhook.go
 }
 
 type suite struct {

@@ -1,0 +1,4 @@
+package flexhub
+
+// WebhookTx is the part of Tx that stores webhook endpoints and deliveries.
+type WebhookTx interface{}
