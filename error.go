@@ -99,3 +99,9 @@ func (e *Error) WithKind(kind string) *Error {
 	c.Kind = kind
 	return &c
 }
+
+// WithRule sets the rule an error names and returns the error.
+func (e *Error) WithRule(rule string) *Error {
+	e.Rule = rule
+	return e
+}

@@ -673,6 +673,13 @@ const (
 	// NotifyAward goes to a bidder for each of its bids the clearing
 	// decided on.
 	NotifyAward = "award"
+	// NotifyActivationOrder goes to the FSP of a new order (and of an
+	// end order); NotifyActivationStatus to the system operator for each
+	// FSP report; NotifyActivationAlert to the system operator (and the
+	// FSP for delivery alerts).
+	NotifyActivationOrder  = "activation.order"
+	NotifyActivationStatus = "activation.status"
+	NotifyActivationAlert  = "activation.alert"
 )
 
 // Notification is one message in a party's feed. It is written in the
@@ -682,7 +689,7 @@ type Notification struct {
 	Seq        int64     `json:"seq" doc:"position in the feed; pass the last one you read as ?after="`
 	PartyID    string    `json:"party_id"`
 	At         time.Time `json:"at"`
-	Type       string    `json:"type" enum:"session.opened,session.closed,session.cleared,bid.received,bid.modified,bid.withdrawn,award,offer.published,offer.cancelled,offer.expired,trade.proposed,trade.confirmed,trade.objected,trade.completed,trade.cancelled,trade.expired"`
+	Type       string    `json:"type" enum:"session.opened,session.closed,session.cleared,session.clearing_failed,bid.received,bid.modified,bid.withdrawn,award,offer.published,offer.cancelled,offer.expired,trade.proposed,trade.confirmed,trade.objected,trade.completed,trade.cancelled,trade.expired,activation.order,activation.status,activation.alert"`
 	ObjectKind string    `json:"object_kind"`
 	ObjectID   string    `json:"object_id"`
 	SessionID  string    `json:"session_id,omitempty"`

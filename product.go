@@ -37,6 +37,8 @@ type ProductSpec struct {
 	MinDuration        Duration       `json:"min_duration,omitempty"`
 	MaxDuration        Duration       `json:"max_duration,omitempty"`
 	ActivationMode     string         `json:"activation_mode" enum:"manual,automatic"`
+	AckDeadline        Duration       `json:"ack_deadline,omitempty" doc:"how long an FSP has to acknowledge an activation order before the system operator is alerted; PT1M when absent"`
+	DeliveryTolerance  *int           `json:"delivery_tolerance_pct,omitempty" minimum:"0" maximum:"100" doc:"delivery within ± this percentage of the ordered quantity is on target; 10 when absent"`
 	Remuneration       []string       `json:"remuneration" minItems:"1" doc:"capacity and/or energy" enum:"capacity,energy"`
 	BaselineMethod     string         `json:"baseline_method" enum:"nominated_schedule,meter_before,x_of_y,rolling_average,none"`
 	Requirements       []Requirement  `json:"requirements,omitempty" doc:"questions an FSP answers to prequalify"`
@@ -95,6 +97,14 @@ func (s *ProductSpec) Validate() error {
 	if res < time.Minute || (24*time.Hour)%res != 0 {
 		return FieldErrorf("time_resolution", "%s must be at least a minute and divide a day evenly", s.TimeResolution)
 	}
+	if d, err := s.AckDeadline.Parse("ack_deadline"); err != nil {
+		return err
+	} else if s.AckDeadline != "" && (d < time.Second || d > 24*time.Hour) {
+		return FieldErrorf("ack_deadline", "an acknowledgement deadline lies between PT1S and PT24H, got %s", s.AckDeadline)
+	}
+	if s.DeliveryTolerance != nil && (*s.DeliveryTolerance < 0 || *s.DeliveryTolerance > 100) {
+		return FieldErrorf("delivery_tolerance_pct", "a tolerance is a percentage from 0 to 100, got %d", *s.DeliveryTolerance)
+	}
 	if _, err := s.FullActivationTime.Parse("full_activation_time"); err != nil {
 		return err
 	}
@@ -146,4 +156,22 @@ func (s *ProductSpec) Validate() error {
 		}
 	}
 	return nil
+}
+
+// AckWithin is the product's acknowledgement deadline for activation
+// orders (DefaultAckDeadline when it sets none).
+func (s *ProductSpec) AckWithin() time.Duration {
+	if d, err := s.AckDeadline.Parse(""); err == nil && d > 0 {
+		return d
+	}
+	return DefaultAckDeadline
+}
+
+// TolerancePct is the product's delivery tolerance in percent (10 when it
+// sets none).
+func (s *ProductSpec) TolerancePct() int {
+	if s.DeliveryTolerance != nil {
+		return *s.DeliveryTolerance
+	}
+	return 10
 }

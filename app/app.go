@@ -20,8 +20,9 @@ type Service struct {
 	store flexhub.Store
 	log   *slog.Logger
 	now   func() time.Time
-	solve Solver  // the clearing engine
-	retry retries // failed clearings waiting for their retry
+	solve Solver    // the clearing engine
+	retry retries   // failed clearings waiting for their retry
+	pub   Publisher // MQTT bus for orders and alerts; nil: REST and webhooks only
 }
 
 // New returns a Service. log may be nil.

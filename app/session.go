@@ -157,7 +157,12 @@ func (s *Service) AdvanceSessions(ctx context.Context) (int, error) {
 	// The secondary market's deadlines (objection windows, offer
 	// expiries) ride on the same tick: see secondary.go.
 	traded, err := s.sweepSecondary(ctx)
-	return n + cleared + traded, err
+	if err != nil {
+		return n + cleared + traded, err
+	}
+	// Activation orders: sends, ack deadlines, start and end (activation.go).
+	orders, err := s.SweepActivationOrders(ctx)
+	return n + cleared + traded + orders, err
 }
 
 // advanceGates makes every due gate transition; with clearNow, a session
@@ -261,10 +266,15 @@ func (s *Service) advance(ctx context.Context, id string, clearNow bool) (string
 // and no session's gate may close late because another session is being
 // cleared.
 func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		s.loop(ctx, every, "clearing", func() (int, error) { return s.sweepClearings(ctx) })
+	}()
+	// Orders in a loop of their own: a slow broker never delays a gate.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.loop(ctx, every, "activation", func() (int, error) { return s.SweepActivationOrders(ctx) })
 	}()
 	s.loop(ctx, every, "gates", func() (int, error) {
 		n, err := s.advanceGates(ctx, false)
@@ -274,6 +284,7 @@ func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
 		traded, err := s.sweepSecondary(ctx)
 		return n + traded, err
 	})
+	<-done
 	<-done
 }
 
