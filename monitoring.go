@@ -11,7 +11,9 @@ import (
 // baseline, per set-point interval. The settlement issue brings the full
 // baseline methods; here the baseline is "meter before": the resource's
 // average net power in the quarter hour before the order's first
-// set-point, which is what fast products use and needs no history.
+// set-point (or before the order was created, when it was created after
+// that: until then the resource ran unaffected), which is what fast
+// products use and needs no history.
 //
 // Signs: net power is export minus import (W). An "up" order asks for
 // more net export (less consumption or more generation) than the
@@ -26,9 +28,17 @@ type PowerSample struct {
 	Net   int64 // W, export minus import
 }
 
-// BaselineWindow is how far before an order's first set-point the
-// meter-before baseline looks.
+// BaselineWindow is how far before BaselineAt the meter-before baseline
+// looks.
 const BaselineWindow = 15 * time.Minute
+
+// MinDeliveryCoverage is how much of an interval's evaluated window must
+// have measurements before a verdict (all of the window when shorter).
+const MinDeliveryCoverage = 30 * time.Second
+
+// BaselineAt is when the order started to affect the resource: its first
+// set-point's start, or its creation when that came later.
+func (o *ActivationOrder) BaselineAt() time.Time { return maxTime(o.First(), o.CreatedAt) }
 
 // Delivery verdicts.
 const (
@@ -70,9 +80,10 @@ func Baseline(samples []PowerSample, at time.Time) (int64, bool) {
 // EvaluateDelivery compares the samples with an order's set-points up to
 // now. In each interval the window evaluated starts after the product's
 // full activation time (the resource may still be ramping before it, but
-// at most half the interval) and ends at now or the interval's end; a
-// verdict needs measurements over at least a minute of it (or all of it
-// when shorter). tolPct is the product's tolerance in percent of the
+// at most half the interval), counted from the interval's start or the
+// order's creation when later, and ends at now or the interval's end; a
+// verdict needs MinDeliveryCoverage of measurements (or the whole window,
+// when the interval leaves less). tolPct is the product's tolerance in percent of the
 // set-point.
 func EvaluateDelivery(o *ActivationOrder, baseline int64, samples []PowerSample, fullActivation time.Duration, tolPct int, now time.Time) []DeliveryCheck {
 	var out []DeliveryCheck
@@ -80,8 +91,12 @@ func EvaluateDelivery(o *ActivationOrder, baseline int64, samples []PowerSample,
 		if !now.After(sp.Start) || o.Type == OrderEnd {
 			continue
 		}
-		ramp := min(fullActivation, sp.End.Sub(sp.Start)/2)
-		from, to := sp.Start.Add(ramp), minTime(now, sp.End)
+		begin := maxTime(sp.Start, o.CreatedAt)
+		if !begin.Before(sp.End) {
+			continue // over before the order existed
+		}
+		ramp := min(fullActivation, sp.End.Sub(begin)/2)
+		from, to := begin.Add(ramp), minTime(now, sp.End)
 		c := DeliveryCheck{Interval: sp.Start, Ordered: sp.Quantity, Verdict: DeliveryPending}
 		if !to.After(from) {
 			out = append(out, c)
@@ -98,7 +113,7 @@ func EvaluateDelivery(o *ActivationOrder, baseline int64, samples []PowerSample,
 			dur += d
 		}
 		c.Coverage = time.Duration(dur * float64(time.Second))
-		if need := min(time.Minute, to.Sub(from)); dur == 0 || c.Coverage < need {
+		if need := min(MinDeliveryCoverage, sp.End.Sub(from)); dur == 0 || c.Coverage < need {
 			out = append(out, c)
 			continue
 		}

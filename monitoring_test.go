@@ -84,3 +84,23 @@ func TestEvaluateDelivery(t *testing.T) {
 		}
 	}
 }
+
+// An order created in the middle of its interval: the baseline is what
+// ran before the creation, and the ramp counts from the creation.
+func TestDeliveryOrderCreatedLate(t *testing.T) {
+	o := monitorOrder(OrderActivate, "up", 100_000)
+	t0 := o.First()
+	o.CreatedAt = t0.Add(5 * time.Minute)
+	s := append(steady(t0.Add(-10*time.Minute), o.CreatedAt, -80_000), steady(o.CreatedAt, t0.Add(15*time.Minute), 20_000)...)
+	b, ok := Baseline(s, o.BaselineAt())
+	if !ok || b != -80_000 {
+		t.Fatalf("baseline %d %v, want -80000 (what ran before the order existed)", b, ok)
+	}
+	// 40 s after creation with a 30 s ramp: only 10 s measured, pending.
+	if c := EvaluateDelivery(o, b, s, 30*time.Second, 10, o.CreatedAt.Add(40*time.Second)); c[0].Verdict != DeliveryPending {
+		t.Errorf("after 10 s of window: %+v, want pending", c[0])
+	}
+	if c := EvaluateDelivery(o, b, s, 30*time.Second, 10, o.CreatedAt.Add(time.Minute+10*time.Second)); c[0].Verdict != DeliveryOnTarget || c[0].Delivered != 100_000 {
+		t.Errorf("after 40 s of window: %+v, want on target, 100000", c[0])
+	}
+}
