@@ -126,6 +126,7 @@ type ActivationOrder struct {
 	ObligationID     string       `json:"obligation_id,omitempty" readOnly:"true"`
 	EndsOrderID      string       `json:"ends_order_id,omitempty" readOnly:"true"`
 	EndedByOrderID   string       `json:"ended_by_order_id,omitempty" readOnly:"true"`
+	BatchID          string       `json:"batch_id,omitempty" readOnly:"true" doc:"the order batch this order was created in"`
 	Direction        string       `json:"direction" enum:"up,down" readOnly:"true"`
 	Unit             string       `json:"unit" enum:"W,var" readOnly:"true"`
 	Setpoints        []Setpoint   `json:"setpoints" readOnly:"true"`
@@ -278,7 +279,7 @@ type ActivationTx interface {
 	UpdateActivationOrder(ctx context.Context, o *ActivationOrder) error
 	ActivationOrder(ctx context.Context, id string) (*ActivationOrder, error)
 	// ListActivationOrders filters on "system_operator_id", "fsp_id",
-	// "resource_id", "obligation_id", "product_id", "status".
+	// "resource_id", "obligation_id", "product_id", "batch_id", "status".
 	ListActivationOrders(ctx context.Context, f Filter, pg Page) ([]*ActivationOrder, string, error)
 	// DueActivationOrders lists, earliest first, at most limit orders
 	// whose DueAt has passed at now.

@@ -42,7 +42,7 @@ func (o *ActivationOrder) BaselineAt() time.Time { return maxTime(o.First(), o.C
 
 // Delivery verdicts.
 const (
-	DeliveryPending  = "pending"  // not enough measurements yet
+	DeliveryPending  = "pending" // not enough measurements yet
 	DeliveryOnTarget = "on_target"
 	DeliveryUnder    = "under_delivery"
 	DeliveryOver     = "over_delivery"

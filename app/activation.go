@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flexhub/flexhub"
@@ -48,35 +50,111 @@ func (s *Service) CreateActivationOrder(ctx context.Context, spec flexhub.Activa
 	if err != nil {
 		return nil, err
 	}
-	spec.ObligationID, spec.ResourceID, spec.ProductID, spec.EndsOrderID = strings.TrimSpace(spec.ObligationID), strings.TrimSpace(spec.ResourceID), strings.TrimSpace(spec.ProductID), strings.TrimSpace(spec.EndsOrderID)
-	return create(ctx, s, by, key, flexhub.KindActivationOrder, snapshot(spec),
+	c, err := create(ctx, s, by, key, flexhub.KindActivationOrder, snapshot(spec),
 		func(tx flexhub.Tx, id string) (*flexhub.ActivationOrder, error) { return tx.ActivationOrder(ctx, id) },
 		func(tx flexhub.Tx) (*flexhub.ActivationOrder, string, error) {
-			o, err := s.buildOrder(ctx, tx, by, &spec)
+			o, err := s.createOrderTx(ctx, tx, by, &spec, "")
 			if err != nil {
 				return nil, "", err
 			}
-			if err := tx.CreateActivationOrder(ctx, o); err != nil {
-				return nil, "", err
-			}
-			if err := s.record(ctx, tx, by, "activation_order.created", flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
-				return nil, "", err
-			}
-			text := fmt.Sprintf("%s order %s for resource %s from %s to %s; acknowledge by %s", o.Type, o.ID, o.ResourceID,
-				o.First().Format(time.RFC3339), o.Last().Format(time.RFC3339), o.AckDeadline.Format(time.RFC3339))
-			if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
-				return nil, "", err
-			}
-			if err := s.emitEvent(ctx, tx, o.FSPID, EventActivationOrder, o.ID+"."+"created", o); err != nil {
-				return nil, "", err
-			}
-			if o.Type == flexhub.OrderEnd {
-				if err := s.endTarget(ctx, tx, by, o); err != nil {
-					return nil, "", err
-				}
-			}
 			return o, o.ID, nil
 		})
+	if err == nil && !c.Replayed {
+		s.KickActivation()
+	}
+	return c, err
+}
+
+// MaxOrderBatch is the most orders one batch may hold.
+const MaxOrderBatch = 10_000
+
+// OrderBatch is a set of orders created together, all or none.
+type OrderBatch struct {
+	ID     string                     `json:"id" doc:"the batch id, also on every order (batch_id)"`
+	Orders []*flexhub.ActivationOrder `json:"orders"`
+}
+
+// CreateActivationOrderBatch stores many orders in one transaction: all
+// of them, or — when one is refused — none, with the error naming its
+// index (orders[17].setpoints[0]...).
+func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhub.ActivationOrderSpec, key string) (*Created[OrderBatch], error) {
+	by, err := actor(ctx, flexhub.RoleTSO, flexhub.RoleDSO)
+	if err != nil {
+		return nil, err
+	}
+	if len(specs) == 0 || len(specs) > MaxOrderBatch {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.batch", "orders", "a batch holds 1 to %d orders, got %d", MaxOrderBatch, len(specs))
+	}
+	c, err := create(ctx, s, by, key, "activation_order_batch", snapshot(specs),
+		func(tx flexhub.Tx, id string) (*OrderBatch, error) {
+			orders, err := listAll(func(pg flexhub.Page) ([]*flexhub.ActivationOrder, string, error) {
+				return tx.ListActivationOrders(ctx, flexhub.Filter{"batch_id": id}, pg)
+			})
+			return &OrderBatch{ID: id, Orders: orders}, err
+		},
+		func(tx flexhub.Tx) (*OrderBatch, string, error) {
+			b := &OrderBatch{ID: flexhub.NewID()}
+			for i := range specs {
+				o, err := s.createOrderTx(ctx, tx, by, &specs[i], b.ID)
+				if err != nil {
+					var fe *flexhub.Error
+					if errors.As(err, &fe) {
+						c := *fe
+						c.Field = strings.TrimSuffix(fmt.Sprintf("orders[%d].%s", i, fe.Field), ".")
+						if fe.Field == "" {
+							c.Message = fmt.Sprintf("orders[%d]: %s", i, fe.Message)
+						}
+						return nil, "", &c
+					}
+					return nil, "", err
+				}
+				b.Orders = append(b.Orders, o)
+			}
+			return b, b.ID, nil
+		})
+	if err == nil && !c.Replayed {
+		s.KickActivation()
+	}
+	return c, err
+}
+
+// createOrderTx validates, stores, audits and announces one order.
+func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec, batch string) (*flexhub.ActivationOrder, error) {
+	spec.ObligationID, spec.ResourceID, spec.ProductID, spec.EndsOrderID = strings.TrimSpace(spec.ObligationID), strings.TrimSpace(spec.ResourceID), strings.TrimSpace(spec.ProductID), strings.TrimSpace(spec.EndsOrderID)
+	o, err := s.buildOrder(ctx, tx, by, spec)
+	if err != nil {
+		return nil, err
+	}
+	o.BatchID = batch
+	if err := tx.CreateActivationOrder(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, tx, by, "activation_order.created", flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf("%s order %s for resource %s from %s to %s; acknowledge by %s", o.Type, o.ID, o.ResourceID,
+		o.First().Format(time.RFC3339), o.Last().Format(time.RFC3339), o.AckDeadline.Format(time.RFC3339))
+	if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
+		return nil, err
+	}
+	if err := s.emitEvent(ctx, tx, o.FSPID, EventActivationOrder, o.ID+".created", o); err != nil {
+		return nil, err
+	}
+	if o.Type == flexhub.OrderEnd {
+		if err := s.endTarget(ctx, tx, by, o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// KickActivation makes the activation loop sweep now instead of at its
+// next tick (new orders go out at once).
+func (s *Service) KickActivation() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // buildOrder checks the spec against the obligation (or the product and
@@ -333,7 +411,7 @@ func (s *Service) GetActivationOrder(ctx context.Context, id string) (*flexhub.A
 
 // OrderFilter narrows a list of activation orders.
 type OrderFilter struct {
-	SystemOperatorID, FSPID, ResourceID, ObligationID, Status string
+	SystemOperatorID, FSPID, ResourceID, ObligationID, BatchID, Status string
 }
 
 // ListActivationOrders lists the orders the caller issued or must
@@ -344,7 +422,7 @@ func (s *Service) ListActivationOrders(ctx context.Context, of OrderFilter, pg f
 		return nil, err
 	}
 	f, err := buildFilter(idParam{"system_operator_id", of.SystemOperatorID}, idParam{"fsp_id", of.FSPID},
-		idParam{"resource_id", of.ResourceID}, idParam{"obligation_id", of.ObligationID})
+		idParam{"resource_id", of.ResourceID}, idParam{"obligation_id", of.ObligationID}, idParam{"batch_id", of.BatchID})
 	if err != nil {
 		return nil, err
 	}
@@ -381,173 +459,289 @@ func (s *Service) ReportActivationOrder(ctx context.Context, id string, rep flex
 	if err != nil {
 		return nil, err
 	}
-	if rep.Status == flexhub.OrderCreated || rep.Status == flexhub.OrderDelivered {
-		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.report", "status", "an FSP reports received, accepted, rejected, executing, completed or ended_early, not %s", rep.Status)
-	}
-	if rep.Status == flexhub.OrderEndedEarly && strings.TrimSpace(rep.Reason) == "" {
-		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.reason", "reason", "say why the order ended early")
+	if err := checkReport(rep); err != nil {
+		return nil, err
 	}
 	var out *flexhub.ActivationOrder
-	var changed bool
 	err = s.store.Update(ctx, func(tx flexhub.Tx) error {
-		o, err := tx.ActivationOrder(ctx, id)
-		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-			return err
-		}
-		if err != nil || o.FSPID != by.ID {
-			return notFound("activation order", id)
-		}
-		changed, err = o.Step(rep.Status, by.ID, channel, strings.TrimSpace(rep.Reason), s.now())
-		if err != nil || !changed {
-			out = o
-			return err
-		}
-		if err := tx.UpdateActivationOrder(ctx, o); err != nil {
-			return err
-		}
-		if err := s.record(ctx, tx, by, "activation_order."+o.Status, flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
-			return err
-		}
-		text := fmt.Sprintf("order %s: %s by %s", o.ID, o.Status, by.ID)
-		if o.Tracking[len(o.Tracking)-1].Reason != "" {
-			text += " (" + o.Tracking[len(o.Tracking)-1].Reason + ")"
-		}
-		if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
-			return err
-		}
-		if err := s.emitEvent(ctx, tx, o.SystemOperatorID, EventActivationStatus, fmt.Sprintf("%s.%d", o.ID, o.Version), o); err != nil {
-			return err
-		}
-		out = o
-		return nil
+		var err error
+		out, err = s.reportTx(ctx, tx, by, id, rep, channel)
+		return err
 	})
 	return out, err
 }
 
+// OrderReport is one FSP report in a batch (ReportActivationOrders).
+type OrderReport struct {
+	By      *flexhub.Party
+	Report  flexhub.ActivationOrderReport
+	Channel string
+	Err     error // set by ReportActivationOrders: why this report was refused
+}
+
+// ReportActivationOrders records many reports in one transaction (the
+// MQTT acknowledgements of a fan-out arrive by the thousand). A refused
+// report (unknown order, a step out of a final status, a missing reason)
+// gets its Err and changes nothing; the others are stored together. The
+// returned error is for the batch as a whole (the store failed), in
+// which case nothing was stored.
+func (s *Service) ReportActivationOrders(ctx context.Context, reps []OrderReport) error {
+	return s.store.Update(ctx, func(tx flexhub.Tx) error {
+		for i := range reps {
+			r := &reps[i]
+			r.Err = nil
+			if r.By == nil || !r.By.HasRole(flexhub.RoleFSP) {
+				r.Err = flexhub.Errorf(flexhub.EForbidden, "only an FSP reports on activation orders")
+				continue
+			}
+			if err := checkReport(r.Report); err != nil {
+				r.Err = err
+				continue
+			}
+			if _, err := s.reportTx(ctx, tx, r.By, r.Report.OrderID, r.Report, r.Channel); err != nil {
+				if flexhub.ErrorKind(err) == flexhub.EInternal || flexhub.ErrorKind(err) == "" {
+					return err
+				}
+				r.Err = err
+			}
+		}
+		return nil
+	})
+}
+
+func checkReport(rep flexhub.ActivationOrderReport) error {
+	switch rep.Status {
+	case flexhub.OrderReceived, flexhub.OrderAccepted, flexhub.OrderRejected, flexhub.OrderExecuting, flexhub.OrderCompleted, flexhub.OrderEndedEarly:
+	default:
+		return flexhub.RuleErrorf(flexhub.EInvalid, "order.report", "status", "an FSP reports received, accepted, rejected, executing, completed or ended_early, not %q", rep.Status)
+	}
+	if (rep.Status == flexhub.OrderEndedEarly || rep.Status == flexhub.OrderRejected) && strings.TrimSpace(rep.Reason) == "" {
+		return flexhub.RuleErrorf(flexhub.EInvalid, "order.reason", "reason", "say why the order was %s", rep.Status)
+	}
+	return nil
+}
+
+// reportTx applies one report inside tx. Domain refusals are returned
+// before anything is written, so the transaction stays usable.
+func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id string, rep flexhub.ActivationOrderReport, channel string) (*flexhub.ActivationOrder, error) {
+	if id == "" {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.report", "order_id", "name the order the report is about")
+	}
+	o, err := tx.ActivationOrder(ctx, id)
+	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+		return nil, err
+	}
+	if err != nil || o.FSPID != by.ID {
+		return nil, notFound("activation order", id)
+	}
+	changed, err := o.Step(rep.Status, by.ID, channel, strings.TrimSpace(rep.Reason), s.now())
+	if err != nil || !changed {
+		return o, err
+	}
+	if err := tx.UpdateActivationOrder(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, tx, by, "activation_order."+o.Status, flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf("order %s: %s by %s", o.ID, o.Status, by.ID)
+	if r := o.Tracking[len(o.Tracking)-1].Reason; r != "" {
+		text += " (" + r + ")"
+	}
+	if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
+		return nil, err
+	}
+	if err := s.emitEvent(ctx, tx, o.SystemOperatorID, EventActivationStatus, fmt.Sprintf("%s.%d", o.ID, o.Version), o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
 // SweepActivationOrders does the orders' timed work (the serve loop calls
-// it every tick): sends unacknowledged orders (again) over MQTT, raises
-// the ack-overdue alert at the deadline, starts execution of accepted
-// orders at their first interval and closes orders after their last.
-// Each order is handled in its own transaction with a versioned update,
-// so two instances never both record a step; a publish happens before its
-// "sent" is recorded, so a crash in between sends the order again with
-// the same id, which receivers deduplicate.
+// it every tick and whenever orders are created): sends unacknowledged
+// orders (again) over MQTT, raises the ack-overdue alert at the deadline,
+// starts execution of accepted orders at their first interval and closes
+// orders after their last. The sends go out first, concurrently and
+// outside any transaction; then the steps are recorded in transactions of
+// up to 500 orders, each order with a versioned update, so two instances
+// never both record a step and an order that moved on meanwhile (an
+// acknowledgement came in) is left for the next sweep. A crash between a
+// send and its record sends the order again with the same id, which
+// receivers deduplicate.
 func (s *Service) SweepActivationOrders(ctx context.Context) (int, error) {
 	now := s.now()
 	var due []*flexhub.ActivationOrder
 	if err := s.store.View(ctx, func(tx flexhub.Tx) error {
 		var err error
-		due, err = tx.DueActivationOrders(ctx, now, 500)
+		due, err = tx.DueActivationOrders(ctx, now, 2000)
 		return err
 	}); err != nil {
 		return 0, err
 	}
-	var firstErr error
+	if len(due) == 0 {
+		return 0, nil
+	}
+	sent := s.sendOrders(ctx, due, now)
 	n := 0
-	for _, o := range due {
-		if err := s.sweepOrder(ctx, o, now); err != nil {
-			if flexhub.ErrorKind(err) != flexhub.EConflict {
-				s.log.Warn("activation order sweep", "order", o.ID, "err", err)
-				if firstErr == nil {
-					firstErr = err
+	var firstErr error
+	for start := 0; start < len(due); start += 500 {
+		chunk := due[start:min(start+500, len(due))]
+		var alerts []orderAlert
+		done := 0
+		err := s.store.Update(ctx, func(tx flexhub.Tx) error {
+			alerts, done = alerts[:0], 0
+			for _, o := range chunk {
+				a, ok, err := s.sweepOrderTx(ctx, tx, o, sent[o.ID], now)
+				if err != nil {
+					return err
 				}
+				if ok {
+					done++
+				}
+				if a != nil {
+					alerts = append(alerts, *a)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.Warn("activation order sweep", "orders", len(chunk), "err", err)
+			if firstErr == nil {
+				firstErr = err
 			}
 			continue
 		}
-		n++
+		n += done
+		s.publishAlerts(ctx, alerts)
 	}
 	return n, firstErr
 }
 
-func (s *Service) sweepOrder(ctx context.Context, o *flexhub.ActivationOrder, now time.Time) error {
-	// Send first (outside any transaction), record after.
-	sent := false
-	if !o.Acknowledged() && o.NextSend != nil && !o.NextSend.After(now) && s.pub != nil {
+type orderAlert struct {
+	to      string
+	orderID string
+	alert   flexhub.OrderAlert
+}
+
+// sendOrders publishes the due orders that are to be sent, with a few
+// publishes in flight at once (an external broker answers each QoS 1
+// publish after a round trip). It returns the ids the broker took.
+func (s *Service) sendOrders(ctx context.Context, due []*flexhub.ActivationOrder, now time.Time) map[string]bool {
+	sent := map[string]bool{}
+	if s.pub == nil {
+		return sent
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, o := range due {
+		if o.Acknowledged() || o.NextSend == nil || o.NextSend.After(now) {
+			continue
+		}
 		payload, err := json.Marshal(o)
 		if err != nil {
-			return err
+			continue
 		}
-		if err := s.pub.Publish(ctx, Topic(o.FSPID, "activations"), payload, 1, false); err != nil {
-			s.log.Warn("publish activation order", "order", o.ID, "err", err)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(o *flexhub.ActivationOrder) {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.pub.Publish(ctx, Topic(o.FSPID, "activations"), payload, 1, false); err != nil {
+				s.log.Warn("publish activation order", "order", o.ID, "err", err)
+				return
+			}
+			mu.Lock()
+			sent[o.ID] = true
+			mu.Unlock()
+		}(o)
+	}
+	wg.Wait()
+	return sent
+}
+
+// sweepOrderTx records one order's due steps; ok is false when the order
+// moved on since it was read (left for the next sweep).
+func (s *Service) sweepOrderTx(ctx context.Context, tx flexhub.Tx, o *flexhub.ActivationOrder, sent bool, now time.Time) (*orderAlert, bool, error) {
+	cur, err := tx.ActivationOrder(ctx, o.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur.Version != o.Version {
+		return nil, false, nil
+	}
+	var actions []string
+	if sent {
+		cur.Sends++
+		t := now
+		cur.LastSent = &t
+		if ok, _ := cur.Step(flexhub.OrderDelivered, "flexhub-mqtt", "mqtt", "", now); ok {
+			actions = append(actions, "delivered")
+		}
+	}
+	if !cur.Acknowledged() && cur.NextSend != nil && !cur.NextSend.After(now) {
+		// the next send (none without a bus: REST and webhooks only)
+		if next := now.Add(flexhub.OrderResend); s.pub != nil && next.Before(cur.Last()) {
+			cur.NextSend = &next
 		} else {
-			sent = true
+			cur.NextSend = nil
 		}
 	}
-	var alert *flexhub.OrderAlert
-	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
-		cur, err := tx.ActivationOrder(ctx, o.ID)
-		if err != nil {
-			return err
+	var alert *orderAlert
+	if !cur.Acknowledged() && !now.Before(cur.AckDeadline) && !cur.HasAlert("ack_overdue", time.Time{}) {
+		a := flexhub.OrderAlert{Kind: "ack_overdue", At: now, Text: fmt.Sprintf("FSP %s has not acknowledged order %s by its deadline %s (sent %d times)",
+			cur.FSPID, cur.ID, cur.AckDeadline.Format(time.RFC3339), cur.Sends)}
+		cur.Alerts = append(cur.Alerts, a)
+		alert = &orderAlert{to: cur.SystemOperatorID, orderID: cur.ID, alert: a}
+		actions = append(actions, "alert.ack_overdue")
+	}
+	if cur.Status == flexhub.OrderAccepted && !now.Before(cur.First()) {
+		cur.Step(flexhub.OrderExecuting, SchedulerActor, "", "first interval started", now)
+		actions = append(actions, "executing")
+	}
+	if !now.Before(cur.Last()) && !flexhub.OrderTerminal(cur.Status) {
+		if cur.Acknowledged() && cur.Status != flexhub.OrderReceived {
+			cur.Step(flexhub.OrderCompleted, SchedulerActor, "", "last interval ended", now)
+		} else {
+			cur.Step(flexhub.OrderEndedEarly, SchedulerActor, "", fmt.Sprintf("last interval ended without the FSP accepting the order (status %s)", cur.Status), now)
 		}
-		if cur.Version != o.Version {
-			return flexhub.Errorf(flexhub.EConflict, "order %s moved on", o.ID)
+		actions = append(actions, cur.Status)
+	}
+	cur.UpdatedAt = now
+	if err := tx.UpdateActivationOrder(ctx, cur); err != nil {
+		if flexhub.ErrorKind(err) == flexhub.EConflict {
+			return nil, false, nil
 		}
-		var actions []string
-		if sent {
-			cur.Sends++
-			t := now
-			cur.LastSent = &t
-			if ok, _ := cur.Step(flexhub.OrderDelivered, "flexhub-mqtt", "mqtt", "", now); ok {
-				actions = append(actions, "delivered")
-			}
-		}
-		if !cur.Acknowledged() && cur.NextSend != nil && !cur.NextSend.After(now) {
-			// the next send (none without a bus: REST and webhooks only)
-			if next := now.Add(flexhub.OrderResend); s.pub != nil && next.Before(cur.Last()) {
-				cur.NextSend = &next
-			} else {
-				cur.NextSend = nil
-			}
-		}
-		if !cur.Acknowledged() && !now.Before(cur.AckDeadline) && !cur.HasAlert("ack_overdue", time.Time{}) {
-			a := flexhub.OrderAlert{Kind: "ack_overdue", At: now, Text: fmt.Sprintf("FSP %s has not acknowledged order %s by its deadline %s (sent %d times)",
-				cur.FSPID, cur.ID, cur.AckDeadline.Format(time.RFC3339), cur.Sends)}
-			cur.Alerts = append(cur.Alerts, a)
-			alert = &a
-			actions = append(actions, "alert.ack_overdue")
-		}
-		if cur.Status == flexhub.OrderAccepted && !now.Before(cur.First()) {
-			cur.Step(flexhub.OrderExecuting, SchedulerActor, "", "first interval started", now)
-			actions = append(actions, "executing")
-		}
-		if !now.Before(cur.Last()) && !flexhub.OrderTerminal(cur.Status) {
-			if cur.Acknowledged() && cur.Status != flexhub.OrderReceived {
-				cur.Step(flexhub.OrderCompleted, SchedulerActor, "", "last interval ended", now)
-			} else {
-				cur.Step(flexhub.OrderEndedEarly, SchedulerActor, "", fmt.Sprintf("last interval ended without the FSP accepting the order (status %s)", cur.Status), now)
-			}
-			actions = append(actions, cur.Status)
-		}
-		cur.UpdatedAt = now
-		if err := tx.UpdateActivationOrder(ctx, cur); err != nil {
-			return err
-		}
-		for _, a := range actions {
-			if a == "delivered" && cur.Sends > 1 {
-				continue
-			}
-			if err := s.recordAs(ctx, tx, SchedulerActor, "activation_order."+a, flexhub.KindActivationOrder, cur.ID, cur.Version, cur, cur.SystemOperatorID, cur.FSPID); err != nil {
-				return err
-			}
-		}
-		if alert != nil {
-			if err := s.notify(ctx, tx, []string{cur.SystemOperatorID}, flexhub.NotifyActivationAlert, flexhub.KindActivationOrder, cur.ID, "", alert.Text); err != nil {
-				return err
-			}
-			if err := s.emitEvent(ctx, tx, cur.SystemOperatorID, EventActivationAlert, cur.ID+".ack_overdue", alert); err != nil {
-				return err
-			}
-		}
-		*o = *cur
-		return nil
-	})
-	if err == nil && alert != nil && s.pub != nil {
-		payload, _ := json.Marshal(map[string]any{"order_id": o.ID, "alert": alert})
-		if perr := s.pub.Publish(ctx, Topic(o.SystemOperatorID, "monitoring"), payload, 1, false); perr != nil {
-			s.log.Warn("publish alert", "order", o.ID, "err", perr)
+		return nil, false, err
+	}
+	for _, a := range actions {
+		if err := s.recordAs(ctx, tx, SchedulerActor, "activation_order."+a, flexhub.KindActivationOrder, cur.ID, cur.Version, cur, cur.SystemOperatorID, cur.FSPID); err != nil {
+			return nil, false, err
 		}
 	}
-	return err
+	if alert != nil {
+		if err := s.notify(ctx, tx, []string{cur.SystemOperatorID}, flexhub.NotifyActivationAlert, flexhub.KindActivationOrder, cur.ID, "", alert.alert.Text); err != nil {
+			return nil, false, err
+		}
+		if err := s.emitEvent(ctx, tx, cur.SystemOperatorID, EventActivationAlert, cur.ID+".ack_overdue", alert.alert); err != nil {
+			return nil, false, err
+		}
+	}
+	return alert, true, nil
+}
+
+// publishAlerts tells the parties' MQTT monitoring topics (after the
+// alerts are stored: the feed and the order are the record, MQTT is the
+// fast path).
+func (s *Service) publishAlerts(ctx context.Context, alerts []orderAlert) {
+	if s.pub == nil {
+		return
+	}
+	for _, a := range alerts {
+		payload, _ := json.Marshal(map[string]any{"order_id": a.orderID, "alert": a.alert})
+		if err := s.pub.Publish(ctx, Topic(a.to, "monitoring"), payload, 1, false); err != nil {
+			s.log.Warn("publish alert", "order", a.orderID, "err", err)
+		}
+	}
 }
 
 // MarkOrderDelivered records that a transport other than the sweep's

@@ -20,9 +20,10 @@ type Service struct {
 	store flexhub.Store
 	log   *slog.Logger
 	now   func() time.Time
-	solve Solver    // the clearing engine
-	retry retries   // failed clearings waiting for their retry
-	pub   Publisher // MQTT bus for orders and alerts; nil: REST and webhooks only
+	solve Solver        // the clearing engine
+	retry retries       // failed clearings waiting for their retry
+	pub   Publisher     // MQTT bus for orders and alerts; nil: REST and webhooks only
+	kick  chan struct{} // wakes the activation loop (KickActivation)
 }
 
 // New returns a Service. log may be nil.
@@ -30,7 +31,7 @@ func New(store flexhub.Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve}
+	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve, kick: make(chan struct{}, 1)}
 }
 
 // SetClock replaces the clock (tests, demos that replay a day).

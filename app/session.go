@@ -274,7 +274,7 @@ func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
 	// Orders in a loop of their own: a slow broker never delays a gate.
 	go func() {
 		defer func() { done <- struct{}{} }()
-		s.loop(ctx, every, "activation", func() (int, error) { return s.SweepActivationOrders(ctx) })
+		s.loopKicked(ctx, every, "activation", s.kick, func() (int, error) { return s.SweepActivationOrders(ctx) })
 	}()
 	s.loop(ctx, every, "gates", func() (int, error) {
 		n, err := s.advanceGates(ctx, false)
@@ -289,6 +289,11 @@ func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
 }
 
 func (s *Service) loop(ctx context.Context, every time.Duration, name string, tick func() (int, error)) {
+	s.loopKicked(ctx, every, name, nil, tick)
+}
+
+// loopKicked is loop that also runs when kick fires.
+func (s *Service) loopKicked(ctx context.Context, every time.Duration, name string, kick <-chan struct{}, tick func() (int, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -301,6 +306,7 @@ func (s *Service) loop(ctx context.Context, every time.Duration, name string, ti
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }

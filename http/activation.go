@@ -16,12 +16,26 @@ type orderCreateInput struct {
 	Body flexhub.ActivationOrderSpec
 }
 
+type orderBatchInput struct {
+	IdempotencyInput
+	Body struct {
+		Orders []flexhub.ActivationOrderSpec `json:"orders" minItems:"1" maxItems:"10000"`
+	}
+}
+
+type orderBatchOutput struct {
+	Location string `header:"Location"`
+	Replayed string `header:"Idempotent-Replayed"`
+	Body     *app.OrderBatch
+}
+
 type orderListInput struct {
 	PageInput
 	SystemOperatorID string `query:"system_operator_id" doc:"\"self\": orders you issued"`
 	FSPID            string `query:"fsp_id" doc:"\"self\": orders you must execute"`
 	ResourceID       string `query:"resource_id" doc:"a DSO may list the orders of a resource in its grid"`
 	ObligationID     string `query:"obligation_id"`
+	BatchID          string `query:"batch_id"`
 	Status           string `query:"status" enum:"created,delivered,received,accepted,rejected,executing,completed,ended_early"`
 }
 
@@ -50,11 +64,26 @@ func (s *Server) registerActivation() {
 			}
 			return created(c, c.Object.Version, "/v1/activation-orders/"+c.Object.ID), nil
 		})
+	huma.Register(s.api, huma.Operation{OperationID: "create-activation-order-batch", Method: http.MethodPost, Path: "/v1/activation-order-batches", Tags: tags,
+		Summary: "Order many activations at once", DefaultStatus: http.StatusCreated,
+		Description: "Up to 10,000 orders (each as in POST /v1/activation-orders) in one transaction: all are stored, or — when one is refused — none, with the error " +
+			"naming its index (orders[17].setpoints[0]). Every order carries the batch id (batch_id; list them with ?batch_id=). They go out over MQTT at once."},
+		func(ctx context.Context, in *orderBatchInput) (*orderBatchOutput, error) {
+			c, err := s.svc.CreateActivationOrderBatch(ctx, in.Body.Orders, in.IdempotencyKey)
+			if err != nil {
+				return nil, problem(err)
+			}
+			out := &orderBatchOutput{Location: "/v1/activation-orders?batch_id=" + c.Object.ID, Body: c.Object}
+			if c.Replayed {
+				out.Replayed = "true"
+			}
+			return out, nil
+		})
 	huma.Register(s.api, huma.Operation{OperationID: "list-activation-orders", Method: http.MethodGet, Path: "/v1/activation-orders", Tags: tags,
 		Summary: "List activation orders", Description: "A system operator sees the orders it issued, an FSP the orders it must execute. " + orderVisibility},
 		func(ctx context.Context, in *orderListInput) (*ListOutput[flexhub.ActivationOrder], error) {
 			res, err := s.svc.ListActivationOrders(ctx, app.OrderFilter{SystemOperatorID: in.SystemOperatorID, FSPID: in.FSPID, ResourceID: in.ResourceID,
-				ObligationID: in.ObligationID, Status: in.Status}, in.page())
+				ObligationID: in.ObligationID, BatchID: in.BatchID, Status: in.Status}, in.page())
 			if err != nil {
 				return nil, problem(err)
 			}

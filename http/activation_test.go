@@ -162,7 +162,7 @@ func TestActivationOrderEnd(t *testing.T) {
 		t.Errorf("FSP A's order notifications: %d, want 2 (the order and its end)", len(n))
 	}
 	w.run([]scenario{{name: "end an ended order", method: "POST", path: "/v1/activation-orders", token: w.tsoKey,
-		body: map[string]any{"type": "end", "ends_order_id": o.ID, "setpoints": []map[string]any{{"start": w.day.Add(15 * time.Minute), "end": w.day.Add(30 * time.Minute)}}},
+		body:       map[string]any{"type": "end", "ends_order_id": o.ID, "setpoints": []map[string]any{{"start": w.day.Add(15 * time.Minute), "end": w.day.Add(30 * time.Minute)}}},
 		wantStatus: 409, wantBody: []string{rule("order.ends")}}})
 }
 
@@ -193,7 +193,9 @@ func TestActivationOrderBadInput(t *testing.T) {
 				sp[0]["quantity_reactive"] = map[string]any{"value": 10, "unit": "kvar"}
 			}), wantStatus: 422, wantBody: []string{rule("order.unit")}},
 		{name: "unknown unit", method: "POST", path: "/v1/activation-orders", token: w.tsoKey,
-			body: with(func(_ map[string]any, sp []map[string]any) { sp[0]["quantity"] = map[string]any{"value": 10, "unit": "hp"} }), wantStatus: 422},
+			body: with(func(_ map[string]any, sp []map[string]any) {
+				sp[0]["quantity"] = map[string]any{"value": 10, "unit": "hp"}
+			}), wantStatus: 422},
 		{name: "in the past", method: "POST", path: "/v1/activation-orders", token: w.tsoKey,
 			body: with(func(b map[string]any, _ []map[string]any) {
 				b["setpoints"] = []map[string]any{{"start": time.Now().UTC().Truncate(15 * time.Minute).Add(-time.Hour), "end": time.Now().UTC().Truncate(15 * time.Minute).Add(-45 * time.Minute), "quantity": pqKW(1)}}
@@ -215,5 +217,41 @@ func TestActivationOrderBadInput(t *testing.T) {
 	w.do("GET", "/v1/activation-orders", w.tsoKey, nil, 200, &list)
 	if len(list.Items) != 0 || w.auditCount() != before {
 		t.Errorf("refused orders left %d orders and %d audit entries", len(list.Items), w.auditCount()-before)
+	}
+}
+
+// A batch is stored whole or not at all; a refused order is named by its
+// index; a retry with the same key returns the same batch.
+func TestActivationOrderBatch(t *testing.T) {
+	w := newSecondaryWorld(t)
+	good := w.orderBody()
+	bad := w.orderBody()
+	bad["setpoints"].([]map[string]any)[0]["quantity"] = pqKW(900)
+	before := w.auditCount()
+	w.run([]scenario{{name: "one bad order refuses the batch", method: "POST", path: "/v1/activation-order-batches", token: w.tsoKey,
+		body: map[string]any{"orders": []any{good, bad}}, wantStatus: 422, wantBody: []string{rule("order.above_obligation"), "orders[1].setpoints[0].quantity"}}})
+	var list struct{ Items []flexhub.ActivationOrder }
+	w.do("GET", "/v1/activation-orders", w.tsoKey, nil, 200, &list)
+	if len(list.Items) != 0 || w.auditCount() != before {
+		t.Fatalf("a refused batch left %d orders, %d audit entries", len(list.Items), w.auditCount()-before)
+	}
+	limit := map[string]any{"type": "limit", "obligation_id": w.obligation.ID, "setpoints": []map[string]any{
+		{"start": w.day.Add(30 * time.Minute), "end": w.day.Add(45 * time.Minute), "quantity": pqKW(50)}}}
+	var b struct {
+		ID     string
+		Orders []flexhub.ActivationOrder
+	}
+	w.do("POST", "/v1/activation-order-batches", w.tsoKey, map[string]any{"orders": []any{good, limit}}, 201, &b, "Idempotency-Key", "batch-1")
+	if len(b.Orders) != 2 || b.Orders[0].BatchID != b.ID || b.Orders[1].Type != flexhub.OrderLimit {
+		t.Fatalf("batch %+v", b)
+	}
+	var again struct{ ID string }
+	_, h := w.do("POST", "/v1/activation-order-batches", w.tsoKey, map[string]any{"orders": []any{good, limit}}, 201, &again, "Idempotency-Key", "batch-1")
+	if again.ID != b.ID || h.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry: batch %s (replayed %q), want %s", again.ID, h.Get("Idempotent-Replayed"), b.ID)
+	}
+	w.do("GET", "/v1/activation-orders?batch_id="+b.ID, w.fspAKey, nil, 200, &list)
+	if len(list.Items) != 2 {
+		t.Errorf("FSP A lists %d orders of the batch, want 2", len(list.Items))
 	}
 }

@@ -10,13 +10,13 @@ import (
 )
 
 var activationOrderTable = &table{kind: flexhub.KindActivationOrder, name: "activation_order", noun: "activation order",
-	cols: []string{"system_operator_id", "fsp_id", "resource_id", "product_id", "obligation_id", "status", "due_at"},
+	cols: []string{"system_operator_id", "fsp_id", "resource_id", "product_id", "obligation_id", "batch_id", "status", "due_at"},
 	filters: map[string]string{"system_operator_id": "system_operator_id = ?", "fsp_id": "fsp_id = ?",
 		"resource_id": "resource_id = ?", "obligation_id": "obligation_id = ?", "product_id": "product_id = ?",
-		"status": "status = ?"}}
+		"batch_id": "batch_id = ?", "status": "status = ?"}}
 
 func activationOrderIdx(o *flexhub.ActivationOrder) []any {
-	return []any{o.SystemOperatorID, o.FSPID, o.ResourceID, o.ProductID, ns(o.ObligationID), o.Status, nullMicros(o.DueAt())}
+	return []any{o.SystemOperatorID, o.FSPID, o.ResourceID, o.ProductID, ns(o.ObligationID), ns(o.BatchID), o.Status, nullMicros(o.DueAt())}
 }
 
 // CreateActivationOrder implements flexhub.Tx.

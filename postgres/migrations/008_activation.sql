@@ -11,6 +11,7 @@ CREATE TABLE activation_order (
     resource_id        TEXT NOT NULL REFERENCES resource(id),
     product_id         TEXT NOT NULL REFERENCES product(id),
     obligation_id      TEXT REFERENCES obligation(id),
+    batch_id           TEXT,
     status             TEXT NOT NULL,
     due_at             BIGINT,
     body               TEXT NOT NULL
@@ -20,4 +21,5 @@ CREATE INDEX activation_order_fsp ON activation_order(fsp_id, status);
 CREATE INDEX activation_order_resource ON activation_order(resource_id, status);
 CREATE INDEX activation_order_obligation ON activation_order(obligation_id);
 CREATE INDEX activation_order_product ON activation_order(product_id);
+CREATE INDEX activation_order_batch ON activation_order(batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX activation_order_due ON activation_order(due_at) WHERE due_at IS NOT NULL;
