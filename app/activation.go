@@ -37,13 +37,6 @@ func (s *Service) SetPublisher(p Publisher) { s.pub = p }
 // notifications, monitoring, errors); docs/MQTT.md has the tree.
 func Topic(partyID, what string) string { return "flexhub/v1/parties/" + partyID + "/" + what }
 
-// Webhook event types for activation orders.
-const (
-	EventActivationOrder  = "activation.order"
-	EventActivationStatus = "activation.status"
-	EventActivationAlert  = "activation.alert"
-)
-
 // CreateActivationOrder stores a system operator's order for delivery.
 func (s *Service) CreateActivationOrder(ctx context.Context, spec flexhub.ActivationOrderSpec, key string) (*Created[flexhub.ActivationOrder], error) {
 	by, err := actor(ctx, flexhub.RoleTSO, flexhub.RoleDSO)
@@ -137,7 +130,7 @@ func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.
 	if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
 		return nil, err
 	}
-	if err := s.emitEvent(ctx, tx, o.FSPID, EventActivationOrder, o.ID+".created", o); err != nil {
+	if err := s.emitEvent(ctx, tx, o.FSPID, flexhub.EventActivationOrder, o.ID+".created", o); err != nil {
 		return nil, err
 	}
 	if o.Type == flexhub.OrderEnd {
@@ -551,7 +544,7 @@ func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
 		return nil, err
 	}
-	if err := s.emitEvent(ctx, tx, o.SystemOperatorID, EventActivationStatus, fmt.Sprintf("%s.%d", o.ID, o.Version), o); err != nil {
+	if err := s.emitEvent(ctx, tx, o.SystemOperatorID, flexhub.EventActivationStatus, fmt.Sprintf("%s.%d", o.ID, o.Version), o); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -722,7 +715,7 @@ func (s *Service) sweepOrderTx(ctx context.Context, tx flexhub.Tx, o *flexhub.Ac
 		if err := s.notify(ctx, tx, []string{cur.SystemOperatorID}, flexhub.NotifyActivationAlert, flexhub.KindActivationOrder, cur.ID, "", alert.alert.Text); err != nil {
 			return nil, false, err
 		}
-		if err := s.emitEvent(ctx, tx, cur.SystemOperatorID, EventActivationAlert, cur.ID+".ack_overdue", alert.alert); err != nil {
+		if err := s.emitEvent(ctx, tx, cur.SystemOperatorID, flexhub.EventActivationAlert, cur.ID+".ack_overdue", alert.alert); err != nil {
 			return nil, false, err
 		}
 	}

@@ -24,6 +24,9 @@ type Service struct {
 	retry retries       // failed clearings waiting for their retry
 	pub   Publisher     // MQTT bus for orders and alerts; nil: REST and webhooks only
 	kick  chan struct{} // wakes the activation loop (KickActivation)
+	// monitorQ carries resources with fresh meter data to the delivery
+	// monitor (monitor.go).
+	monitorQ chan string
 }
 
 // New returns a Service. log may be nil.
@@ -31,7 +34,7 @@ func New(store flexhub.Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve, kick: make(chan struct{}, 1)}
+	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve, kick: make(chan struct{}, 1), monitorQ: make(chan string, 10_000)}
 }
 
 // SetClock replaces the clock (tests, demos that replay a day).

@@ -7,7 +7,7 @@ import (
 )
 
 // emitEvent hands an event to the party's webhook endpoints, in the
-// caller's transaction (wired to the webhook outbox when it lands).
+// caller's transaction (webhook.go).
 func (s *Service) emitEvent(ctx context.Context, tx flexhub.Tx, partyID, typ, id string, payload any) error {
-	return nil
+	return s.EmitEvent(ctx, tx, partyID, typ, id, payload)
 }

@@ -305,6 +305,9 @@ func (s *Service) IssueCredential(ctx context.Context, partyID, label string) (*
 		out, err = s.issue(ctx, tx, by, partyID, label, "")
 		return err
 	})
+	if err == nil { // MQTT hook (app/mqttauth.go): external broker access for the new key
+		s.mqttProvision(ctx, out)
+	}
 	return out, err
 }
 
@@ -359,6 +362,10 @@ func (s *Service) RotateCredential(ctx context.Context, id string) (*IssuedCrede
 		out, err = s.issue(ctx, tx, by, c.PartyID, c.Label, "")
 		return err
 	})
+	if err == nil { // MQTT hook (app/mqttauth.go): the old key loses broker access, the new one gets it
+		s.mqttRevoke(ctx, out.PartyID, id)
+		s.mqttProvision(ctx, out)
+	}
 	return out, err
 }
 
@@ -385,6 +392,9 @@ func (s *Service) RevokeCredential(ctx context.Context, id string) (*flexhub.Cre
 		out = c
 		return s.record(ctx, tx, by, "credential.revoked", flexhub.KindCredential, c.ID, 2, c, c.PartyID)
 	})
+	if err == nil { // MQTT hook (app/mqttauth.go): withdraw the key's broker access
+		s.mqttRevoke(ctx, out.PartyID, out.ID)
+	}
 	return out, err
 }
 

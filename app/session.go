@@ -266,7 +266,11 @@ func (s *Service) advance(ctx context.Context, id string, clearNow bool) (string
 // and no session's gate may close late because another session is being
 // cleared.
 func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.runMonitor(ctx, time.Second)
+	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
 		s.loop(ctx, every, "clearing", func() (int, error) { return s.sweepClearings(ctx) })
@@ -284,6 +288,7 @@ func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
 		traded, err := s.sweepSecondary(ctx)
 		return n + traded, err
 	})
+	<-done
 	<-done
 	<-done
 }

@@ -98,6 +98,17 @@ func (s *Server) registerActivation() {
 			}
 			return object(o, o.Version), nil
 		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-activation-order-delivery", Method: http.MethodGet, Path: "/v1/activation-orders/{id}/delivery", Tags: tags,
+		Summary: "Delivery so far, per interval", Description: "The live comparison of the resource's measured net power (export − import) with the order: the meter-before baseline " +
+			"(average in the quarter hour before the order took effect), and per started interval the delivered quantity, the measurements' coverage and the verdict " +
+			"(pending, on_target, under_delivery, over_delivery) against the product's delivery_tolerance_pct. Alerts raised from it are in the order's alerts. " + orderVisibility},
+		func(ctx context.Context, in *IDPath) (*struct{ Body *app.DeliveryStatus }, error) {
+			d, err := s.svc.GetDelivery(ctx, in.ID)
+			if err != nil {
+				return nil, problem(err)
+			}
+			return &struct{ Body *app.DeliveryStatus }{Body: d}, nil
+		})
 	huma.Register(s.api, huma.Operation{OperationID: "report-activation-order", Method: http.MethodPost, Path: "/v1/activation-orders/{id}/status", Tags: tags,
 		Summary: "Report on an order (FSP)", Description: "By the order's FSP (the same report as on MQTT flexhub/v1/parties/{fsp}/activations/acks): received, accepted, " +
 			"rejected (with a reason; only before accepting), executing, completed, ended_early (with a reason). Steps may skip forward, never go back; a repeated or " +

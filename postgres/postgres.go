@@ -40,6 +40,10 @@ func (dialect) Lock(ctx context.Context, tx *sql.Tx, key int64) error {
 	return err
 }
 
+// Arrays is true: pgx passes Go slices as PostgreSQL arrays, so a batch
+// of meter readings is one unnest() statement (sqlstore/metering.go).
+func (dialect) Arrays() bool { return true }
+
 // Open connects to the database at dsn (postgres://...), applies pending
 // migrations when migrate is true, and returns the store.
 func Open(ctx context.Context, dsn string, migrate bool) (*sqlstore.Store, error) {

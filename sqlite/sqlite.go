@@ -39,6 +39,10 @@ func (dialect) IsUniqueViolation(err error) bool {
 // IMMEDIATE, so they are already serialised.
 func (dialect) Lock(context.Context, *sql.Tx, int64) error { return nil }
 
+// Arrays is false: SQLite has no array parameters; row by row in-process
+// is fast (sqlstore/metering.go).
+func (dialect) Arrays() bool { return false }
+
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")

@@ -33,6 +33,12 @@ type Dialect interface {
 	// until the transaction ends (PostgreSQL advisory lock; SQLite's single
 	// writer needs none).
 	Lock(ctx context.Context, tx *sql.Tx, key int64) error
+
+	// Arrays reports whether the database takes Go slices ([]int64,
+	// []string) as array parameters that SQL can unnest() (PostgreSQL).
+	// sqlstore then writes a batch of meter readings with one set-based
+	// statement instead of row by row (sqlstore/metering.go).
+	Arrays() bool
 }
 
 // Store is a flexhub.Store over database/sql.

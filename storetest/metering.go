@@ -1,5 +1,253 @@
 package storetest
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
 
-func (s *suite) testMetering(t *testing.T) {}
+	"github.com/flexhub/flexhub"
+)
+
+// testMetering: meter readings are stored per series; a resent equal
+// value changes nothing (no batch, no version), a different one is a
+// correction whose old version stays readable; late data goes in; ranges
+// are half-open; duplicates inside a batch count once; a failed
+// transaction leaves nothing; concurrent corrections of one reading lose
+// no version.
+func (s *suite) testMetering(t *testing.T) {
+	st, ws := s.seed(t, 1)
+	w := ws[0]
+	t0 := base.Add(-24 * time.Hour) // readings of the day before
+	fifteen := flexhub.MeterSeriesKey{SubjectKind: flexhub.MeterSubjectResource, SubjectID: w.Unit.ID, Quantity: flexhub.QuantityActiveEnergy,
+		Flow: flexhub.FlowImport, Resolution: 15 * time.Minute}
+	second := fifteen
+	second.Quantity, second.Flow, second.Resolution = flexhub.QuantityActivePower, flexhub.FlowExport, time.Second
+	mp := flexhub.MeterSeriesKey{SubjectKind: flexhub.MeterSubjectMeteringPoint, SubjectID: w.MeteringPoint.ID, Quantity: flexhub.QuantityActiveEnergy,
+		Flow: flexhub.FlowImport, Resolution: 15 * time.Minute}
+	val := func(k flexhub.MeterSeriesKey, i int, v int64) flexhub.MeterValue {
+		return flexhub.MeterValue{Series: k, Start: t0.Add(time.Duration(i) * k.Resolution), Value: v}
+	}
+	put := func(vs []flexhub.MeterValue, at time.Time, batch string) []flexhub.MeterSeriesPut {
+		t.Helper()
+		var out []flexhub.MeterSeriesPut
+		update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.PutMeterReadings(ctx, vs, at, w.FSP.ID, batch)
+			return err
+		})
+		return out
+	}
+	read := func(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
+		t.Helper()
+		var out []flexhub.MeterRecord
+		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.MeterReadings(ctx, k, from, to)
+			return err
+		})
+		return out
+	}
+	versions := func(k flexhub.MeterSeriesKey, start time.Time) []flexhub.MeterRecord {
+		t.Helper()
+		var out []flexhub.MeterRecord
+		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.MeterReadingVersions(ctx, k, start)
+			return err
+		})
+		return out
+	}
+	stats := func(what string, got flexhub.MeterSeriesPut, ins, unch, cor int) {
+		t.Helper()
+		if got.Inserted != ins || got.Unchanged != unch || got.Corrected != cor {
+			t.Errorf("%s: inserted %d, unchanged %d, corrected %d; want %d, %d, %d", what, got.Inserted, got.Unchanged, got.Corrected, ins, unch, cor)
+		}
+	}
+
+	// A first batch over three series: 8 quarter hours (4 of them with a
+	// gap in the middle), 1,000 seconds, 2 quarter hours of the metering
+	// point; per-series counts in the order of first appearance.
+	var first []flexhub.MeterValue
+	for _, i := range []int{0, 1, 2, 3, 6, 7} {
+		first = append(first, val(fifteen, i, int64(1000*i+1)))
+	}
+	for i := range 1000 {
+		first = append(first, val(second, i, int64(i)*1_000_000))
+	}
+	first = append(first, val(mp, 0, 5), val(mp, 1, 6))
+	recvA := base.Add(time.Minute)
+	got := put(first, recvA, "batch-a")
+	if len(got) != 3 || got[0].Key != fifteen || got[1].Key != second || got[2].Key != mp {
+		t.Fatalf("series of the first batch: %+v", got)
+	}
+	stats("first batch, 15 min", got[0], 6, 0, 0)
+	stats("first batch, 1 s", got[1], 1000, 0, 0)
+	stats("first batch, metering point", got[2], 2, 0, 0)
+	if !got[0].First.Equal(t0) || !got[0].Last.Equal(t0.Add(7*15*time.Minute)) {
+		t.Errorf("first/last of the 15-min series: %v %v", got[0].First, got[0].Last)
+	}
+
+	// Read back, half-open ranges.
+	all := read(fifteen, t0, t0.Add(2*time.Hour))
+	if len(all) != 6 {
+		t.Fatalf("read %d readings, want 6: %+v", len(all), all)
+	}
+	r := all[1]
+	if !r.Start.Equal(t0.Add(15*time.Minute)) || r.Value != 1001 || r.Version != 1 || r.Sender != w.FSP.ID || r.BatchID != "batch-a" || !r.ReceivedAt.Equal(recvA) {
+		t.Errorf("reading read back: %+v", r)
+	}
+	if got := read(fifteen, t0.Add(15*time.Minute), t0.Add(45*time.Minute)); len(got) != 2 || got[0].Value != 1001 || got[1].Value != 2001 {
+		t.Errorf("[t0+15m, t0+45m): %+v, want the readings at +15m and +30m", got)
+	}
+	if got := read(second, t0.Add(10*time.Second), t0.Add(20*time.Second)); len(got) != 10 || got[9].Value != 19_000_000 {
+		t.Errorf("1 s series [10 s, 20 s): %d readings", len(got))
+	}
+	other := fifteen
+	other.Flow = flexhub.FlowExport
+	if got := read(other, t0, t0.Add(time.Hour)); len(got) != 0 {
+		t.Errorf("a series never written has readings: %+v", got)
+	}
+
+	// A resend changes nothing: no new version, no batch.
+	got = put(first[:6], base.Add(2*time.Minute), "batch-resend")
+	stats("resend", got[0], 0, 6, 0)
+	if got := read(fifteen, t0, t0.Add(2*time.Hour)); got[1].Version != 1 || got[1].BatchID != "batch-a" {
+		t.Errorf("after a resend: %+v", got[1])
+	}
+
+	// A mixed batch: one correction, one unchanged, late data for the
+	// gap, and a duplicate with the same value, which counts as unchanged.
+	recvB := base.Add(3 * time.Minute)
+	got = put([]flexhub.MeterValue{val(fifteen, 1, 1500), val(fifteen, 2, 2001), val(fifteen, 4, 4001), val(fifteen, 5, 5001), val(fifteen, 5, 5001)}, recvB, "batch-b")
+	stats("mixed batch", got[0], 2, 2, 1)
+	all = read(fifteen, t0, t0.Add(2*time.Hour))
+	if len(all) != 8 {
+		t.Fatalf("after late data: %d readings, want 8", len(all))
+	}
+	for i, r := range all {
+		if !r.Start.Equal(t0.Add(time.Duration(i) * 15 * time.Minute)) {
+			t.Errorf("reading %d starts %v: not ordered by start", i, r.Start)
+		}
+	}
+	if all[1].Value != 1500 || all[1].Version != 2 || all[1].BatchID != "batch-b" || !all[1].ReceivedAt.Equal(recvB) {
+		t.Errorf("corrected reading: %+v", all[1])
+	}
+	vs := versions(fifteen, t0.Add(15*time.Minute))
+	if len(vs) != 2 || vs[0].Version != 1 || vs[0].Value != 1001 || vs[0].BatchID != "batch-a" || vs[0].SupersededAt == nil || !vs[0].SupersededAt.Equal(recvB) ||
+		vs[1].Version != 2 || vs[1].Value != 1500 || vs[1].SupersededAt != nil {
+		t.Errorf("versions of the corrected reading: %+v", vs)
+	}
+	// Correcting back to the first value is a third version, not a resend.
+	got = put([]flexhub.MeterValue{val(fifteen, 1, 1001)}, base.Add(4*time.Minute), "batch-c")
+	stats("correction back", got[0], 0, 0, 1)
+	if vs := versions(fifteen, t0.Add(15*time.Minute)); len(vs) != 3 || vs[2].Value != 1001 || vs[2].Version != 3 || vs[1].SupersededAt == nil {
+		t.Errorf("three versions: %+v", vs)
+	}
+	if vs := versions(fifteen, t0.Add(30*time.Minute)); len(vs) != 1 || vs[0].Version != 1 {
+		t.Errorf("versions of an uncorrected reading: %+v", vs)
+	}
+	if vs := versions(fifteen, t0.Add(-15*time.Minute)); len(vs) != 0 {
+		t.Errorf("versions of a reading never sent: %+v", vs)
+	}
+
+	// A sparse batch (three readings spread over 1,000 s of a 1-second
+	// series) is classified reading by reading: two corrections, one
+	// unchanged.
+	got = put([]flexhub.MeterValue{val(second, 999, 6), val(second, 0, 5), val(second, 500, 500_000_000)}, base.Add(5*time.Minute), "batch-sparse")
+	stats("sparse batch", got[0], 0, 1, 2)
+	if got := read(second, t0, t0.Add(1000*time.Second)); len(got) != 1000 || got[0].Value != 5 || got[0].Version != 2 || got[999].Value != 6 || got[500].Version != 1 {
+		t.Errorf("after the sparse batch: %d readings, %+v %+v", len(got), got[0], got[999])
+	}
+
+	// Two different values for one reading in one batch: refused.
+	err := tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		_, err := tx.PutMeterReadings(ctx, []flexhub.MeterValue{val(fifteen, 9, 1), val(fifteen, 9, 2)}, base, w.FSP.ID, "batch-dup")
+		return err
+	})
+	wantKind(t, "two values for one reading", err, flexhub.EInvalid)
+
+	// A failed transaction leaves nothing behind.
+	errRollback := fmt.Errorf("roll back")
+	err = tryUpdate(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		if _, err := tx.PutMeterReadings(ctx, []flexhub.MeterValue{val(fifteen, 10, 1), val(fifteen, 0, 99), val(other, 0, 1)}, base, w.FSP.ID, "batch-x"); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if err != errRollback {
+		t.Fatalf("rolled back put: %v", err)
+	}
+	if got := read(fifteen, t0, t0.Add(3*time.Hour)); len(got) != 8 || got[0].Value != 1 {
+		t.Errorf("a rolled back batch left readings: %d, first %+v", len(got), got[0])
+	}
+
+	// Series per subject.
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		ss, err := tx.ListMeterSeries(ctx, flexhub.MeterSubjectResource, w.Unit.ID)
+		if err != nil {
+			return err
+		}
+		if len(ss) != 2 || ss[0].MeterSeriesKey != fifteen || ss[1].MeterSeriesKey != second || ss[0].ID == 0 {
+			t.Errorf("series of the unit: %+v (the rolled back one must not be there)", ss)
+		}
+		ss, err = tx.ListMeterSeries(ctx, flexhub.MeterSubjectMeteringPoint, w.MeteringPoint.ID)
+		if err != nil {
+			return err
+		}
+		if len(ss) != 1 || ss[0].MeterSeriesKey != mp {
+			t.Errorf("series of the metering point: %+v", ss)
+		}
+		ss, err = tx.ListMeterSeries(ctx, flexhub.MeterSubjectMeteringPoint, w.Unit.ID)
+		if err != nil || len(ss) != 0 {
+			t.Errorf("series of a resource listed as a metering point: %+v %v", ss, err)
+		}
+		return nil
+	})
+
+	// Concurrent corrections of the same reading: every committed value
+	// is a version, none lost (a writer that loses a race may fail with
+	// EConflict and retries).
+	const writers = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	target := val(mp, 20, 0)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := target
+			v.Value = int64(100 + i)
+			for attempt := 0; ; attempt++ {
+				err := st.Update(t.Context(), func(tx flexhub.Tx) error {
+					_, err := tx.PutMeterReadings(t.Context(), []flexhub.MeterValue{v}, base.Add(time.Duration(i)*time.Second), w.DSO.ID, fmt.Sprintf("batch-w%d-%d", i, attempt))
+					return err
+				})
+				if flexhub.ErrorKind(err) == flexhub.EConflict && attempt < 50 {
+					continue
+				}
+				errs <- err
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent correction: %v", err)
+		}
+	}
+	vs = versions(mp, target.Start)
+	if len(vs) != writers {
+		t.Fatalf("%d versions after %d concurrent writers, want %d: %+v", len(vs), writers, writers, vs)
+	}
+	seen := map[int64]bool{}
+	for i, v := range vs {
+		if v.Version != int64(i+1) || seen[v.Value] || (i < writers-1) != (v.SupersededAt != nil) {
+			t.Errorf("version %d: %+v", i, v)
+		}
+		seen[v.Value] = true
+	}
+}

@@ -77,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "demo":
 		return marketDemo(ctx, args[1:], getenv, stdout, stderr)
+	case "sim": // simulated FSPs and resources (cmd/flexhub/sim.go)
+		return simulate(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
 			return usageError{"usage: flexhub audit verify [flags]"}
@@ -109,6 +111,9 @@ type config struct {
 	tlsCert  string
 	tlsKey   string
 	json     bool
+	// MQTT (cmd/flexhub/mqtt.go)
+	mqttAddr   string
+	mqttBroker string
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer, withServe bool) (*config, error) {
@@ -132,6 +137,8 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 		fs.BoolVar(&c.demo, "demo", env("FLEXHUB_DEMO", "") == "1", "load the demo register on first start and print its API keys (env FLEXHUB_DEMO=1)")
 		fs.StringVar(&c.tlsCert, "tls-cert", env("FLEXHUB_TLS_CERT", ""), "PEM certificate (chain) to serve HTTPS; with --tls-key (env FLEXHUB_TLS_CERT)")
 		fs.StringVar(&c.tlsKey, "tls-key", env("FLEXHUB_TLS_KEY", ""), "PEM private key for --tls-cert (env FLEXHUB_TLS_KEY)")
+		fs.StringVar(&c.mqttAddr, "mqtt-addr", env("FLEXHUB_MQTT_ADDR", defaultMQTTAddr), "embedded MQTT broker listen address, or off (env FLEXHUB_MQTT_ADDR)")
+		fs.StringVar(&c.mqttBroker, "mqtt-broker", env("FLEXHUB_MQTT_BROKER", ""), "use this external MQTT 5 broker (mqtt://host:port) instead of the embedded one; account in FLEXHUB_MQTT_USERNAME/FLEXHUB_MQTT_PASSWORD (env FLEXHUB_MQTT_BROKER)")
 		fs.StringVar(&c.dataSet, "shared-data", env("FLEXHUB_SHARED_DATA", ""), "folder with the demo's grid and meter data (default: ../shared/data beside the working directory or the binary)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -241,6 +248,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer store.Close()
 	svc := app.New(store, log)
 
+	// MQTT (cmd/flexhub/mqtt.go): before keys are issued, so that an
+	// external broker gets them; stopped after the scheduler, before the store.
+	stopMQTT, err := startMQTT(ctx, c, getenv, svc, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer stopMQTT()
+
 	admin, err := svc.Bootstrap(ctx, getenv("FLEXHUB_ADMIN_KEY"))
 	if err != nil {
 		return fmt.Errorf("bootstrap administrator: %w", err)
@@ -269,6 +284,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() {
 		stopScheduler()
 		<-schedDone
+	}()
+
+	// Webhooks: the dispatcher sends the outbox (app/webhook.go); private
+	// and loopback receivers only with FLEXHUB_WEBHOOK_ALLOW_PRIVATE=true.
+	hookCtx, stopHooks := context.WithCancel(context.Background())
+	hookDone := make(chan struct{})
+	go func() {
+		defer close(hookDone)
+		svc.RunWebhookDispatcher(hookCtx, app.NewWebhookClient(getenv("FLEXHUB_WEBHOOK_ALLOW_PRIVATE") == "true"))
+	}()
+	defer func() {
+		stopHooks()
+		<-hookDone
 	}()
 
 	if c.tlsCert != "" {

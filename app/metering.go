@@ -1,0 +1,348 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/flexhub/flexhub"
+)
+
+// Meter data (docs/METERING.md). Rules, each named in the refusal:
+//
+//   - Readings for a resource come only from the FSP operating it; for a
+//     metering point only from its DSO (403 meter.not_operator, the same
+//     answer for a subject that does not exist, so ids cannot be
+//     probed). A resource still pending its consumer's confirmation, or
+//     rejected, takes no data (422 meter.resource_not_active); a
+//     deregistered one still takes late data for its active past.
+//   - Each reading is checked on its own (flexhub.MeterReading.Parse:
+//     meter.subject, meter.quantity, meter.flow, meter.resolution,
+//     meter.start, meter.misaligned, meter.future, meter.unit,
+//     meter.unit_mismatch, meter.value, meter.negative,
+//     meter.value_range), and one request must not hold two different
+//     values for the same reading (meter.duplicate).
+//   - All or nothing: the first bad reading fails the request, naming it
+//     (readings[17].unit), and nothing is stored.
+//
+// An ingestion is one transaction, whatever its size, and one audit
+// entry (action meter.ingested, kind meter_batch) that names the sender
+// and whose payload hash is that of the result returned: the counts per
+// series and a SHA-256 of the readings themselves. The log proves what
+// was sent without holding the energy data. An ingestion that changed nothing (a resend) writes
+// nothing at all, audit entry included.
+//
+// Reading back: whoever may see the resource or metering point
+// (canSeeResource, canSeeMeteringPoint) reads its series; anyone else
+// gets 404.
+
+// KindMeterBatch is the object kind of an ingestion in the audit chain.
+const KindMeterBatch = "meter_batch"
+
+// meterRetries is how often an ingestion that lost a race with a
+// concurrent one on the same readings (PostgreSQL) is tried again.
+const meterRetries = 5
+
+// IngestMeterReadings validates and stores a batch of readings sent by the
+// caller, all or nothing.
+func (s *Service) IngestMeterReadings(ctx context.Context, readings []flexhub.MeterReading) (*flexhub.MeterIngestResult, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(readings) == 0 {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.empty", "readings", "send at least one reading")
+	}
+	if len(readings) > flexhub.MaxMeterBatch {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.batch_size", "readings", "%d readings in one request; send at most %d", len(readings), flexhub.MaxMeterBatch)
+	}
+	now := s.now()
+	parser := flexhub.MeterParser{Now: now}
+	values := make([]flexhub.MeterValue, len(readings))
+	type subject struct{ kind, id string }
+	firstUse := map[subject]int{} // each subject and the first reading naming it
+	var subjects []subject        // in order of first use
+	type readingKey struct {
+		series int // index of the series in the batch
+		start  int64
+	}
+	seriesIdx := map[flexhub.MeterSeriesKey]int{}
+	var lastKey flexhub.MeterSeriesKey
+	lastIdx := -1
+	seen := make(map[readingKey]int, len(readings))
+	for i := range readings {
+		v, err := parser.ParseIndex(i, &readings[i])
+		if err != nil {
+			return nil, err
+		}
+		values[i] = v
+		if lastIdx < 0 || v.Series != lastKey {
+			si, ok := seriesIdx[v.Series]
+			if !ok {
+				si = len(seriesIdx)
+				seriesIdx[v.Series] = si
+			}
+			lastKey, lastIdx = v.Series, si
+			sub := subject{v.Series.SubjectKind, v.Series.SubjectID}
+			if _, ok := firstUse[sub]; !ok {
+				firstUse[sub] = i
+				subjects = append(subjects, sub)
+			}
+		}
+		k := readingKey{lastIdx, v.Start.Unix()}
+		if j, ok := seen[k]; ok {
+			if values[j].Value != v.Value {
+				return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.duplicate", "readings["+strconv.Itoa(i)+"].value",
+					"readings[%d] and readings[%d] are the same reading (series and start) with different values; send one", j, i)
+			}
+		} else {
+			seen[k] = i
+		}
+	}
+	var sum string
+	for attempt := 1; ; attempt++ {
+		res := &flexhub.MeterIngestResult{Sender: by.ID, ReceivedAt: now, Received: len(readings)}
+		err = s.store.Update(ctx, func(tx flexhub.Tx) error {
+			for _, sub := range subjects {
+				if err := s.checkMeterSender(ctx, tx, by, sub.kind, sub.id, "readings["+strconv.Itoa(firstUse[sub])+"]"); err != nil {
+					return err
+				}
+			}
+			batchID := flexhub.NewID()
+			puts, err := tx.PutMeterReadings(ctx, values, now, by.ID, batchID)
+			if err != nil {
+				return err
+			}
+			for _, p := range puts {
+				res.MeterPutStats.Add(p.MeterPutStats)
+				res.Series = append(res.Series, flexhub.MeterSeriesResult{MeterSeriesRef: p.Key.Ref(), MeterPutStats: p.MeterPutStats, First: p.First, Last: p.Last})
+			}
+			if res.Inserted+res.Corrected == 0 {
+				return nil // a resend: nothing changed, nothing to record
+			}
+			if sum == "" {
+				sum = meterDigest(values)
+			}
+			res.BatchID, res.ReadingsSHA256 = batchID, sum
+			return s.record(ctx, tx, by, "meter.ingested", KindMeterBatch, batchID, 1, res)
+		})
+		if err == nil {
+			if res.Inserted+res.Corrected > 0 {
+				// running orders of these resources get a delivery check
+				for _, sub := range subjects {
+					if sub.kind == flexhub.MeterSubjectResource {
+						s.meterArrived(sub.id)
+					}
+				}
+			}
+			return res, nil
+		}
+		if flexhub.ErrorKind(err) != flexhub.EConflict || attempt >= meterRetries {
+			return nil, err
+		}
+	}
+}
+
+// meterDigest hashes the parsed readings in the order sent (see
+// MeterIngestResult.ReadingsSHA256).
+func meterDigest(values []flexhub.MeterValue) string {
+	h := sha256.New()
+	buf := make([]byte, 0, 160)
+	for _, v := range values {
+		buf = buf[:0]
+		buf = append(buf, v.Series.SubjectKind...)
+		buf = append(buf, ',')
+		buf = append(buf, v.Series.SubjectID...)
+		buf = append(buf, ',')
+		buf = append(buf, v.Series.Quantity...)
+		buf = append(buf, ',')
+		buf = append(buf, v.Series.Flow...)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(v.Series.Resolution/time.Second), 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, v.Start.Unix(), 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, v.Value, 10)
+		buf = append(buf, '\n')
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkMeterSender: only the FSP operating a resource and the DSO of a
+// metering point send their meter data.
+func (s *Service) checkMeterSender(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, kind, id, field string) error {
+	switch kind {
+	case flexhub.MeterSubjectResource:
+		r, err := tx.Resource(ctx, id)
+		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+			return err
+		}
+		if r == nil || r.FSPID != by.ID {
+			return flexhub.RuleErrorf(flexhub.EForbidden, "meter.not_operator", field+".resource_id",
+				"you do not operate resource %s (or it does not exist): only the FSP operating a resource sends its meter data", id)
+		}
+		if r.Status == flexhub.ResourcePendingConfirmation || r.Status == flexhub.ResourceRejected {
+			return flexhub.RuleErrorf(flexhub.EInvalid, "meter.resource_not_active", field+".resource_id",
+				"resource %s is %s: it takes meter data once its consumer has confirmed it", id, r.Status)
+		}
+	default:
+		m, err := tx.MeteringPoint(ctx, id)
+		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+			return err
+		}
+		if m == nil || m.DSOID != by.ID {
+			return flexhub.RuleErrorf(flexhub.EForbidden, "meter.not_operator", field+".metering_point_id",
+				"you are not the DSO of metering point %s (or it does not exist): only its DSO sends its meter data", id)
+		}
+	}
+	return nil
+}
+
+// checkMeterReader finds the subject of a series and checks that the
+// caller may see it; otherwise the subject does not exist for the caller.
+func (s *Service) checkMeterReader(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key flexhub.MeterSeriesKey) error {
+	if key.SubjectKind == flexhub.MeterSubjectResource {
+		r, err := tx.Resource(ctx, key.SubjectID)
+		if err == nil && s.canSeeResource(ctx, tx, by, r) {
+			return nil
+		}
+		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+			return err
+		}
+		return notFound("resource", key.SubjectID)
+	}
+	m, err := tx.MeteringPoint(ctx, key.SubjectID)
+	if err == nil && s.canSeeMeteringPoint(ctx, tx, by, m) {
+		return nil
+	}
+	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+		return err
+	}
+	return notFound("metering point", key.SubjectID)
+}
+
+// outputUnit checks the unit asked for; "" is the base unit.
+func outputUnit(quantity, unit string) (string, error) {
+	if unit == "" {
+		return flexhub.BaseMeterUnit(quantity), nil
+	}
+	if err := flexhub.CheckMeterUnit("query.unit", quantity, unit); err != nil {
+		return "", err
+	}
+	return unit, nil
+}
+
+// MeterReadings returns a series' readings with from <= start < to and
+// the gaps: intervals of the range that have ended without a reading.
+func (s *Service) MeterReadings(ctx context.Context, q flexhub.MeterQuery) (*flexhub.MeterSeriesData, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := q.MeterSeriesRef.Key("query.")
+	if err != nil {
+		return nil, err
+	}
+	unit, err := outputUnit(key.Quantity, q.Unit)
+	if err != nil {
+		return nil, err
+	}
+	if q.From.IsZero() || q.To.IsZero() {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.range", "query.from", "give the range: from and to (RFC 3339)")
+	}
+	from, to := q.From.UTC(), q.To.UTC()
+	if !to.After(from) {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.range", "query.to", "to %s must be after from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	if n := to.Sub(from) / key.Resolution; n > flexhub.MaxMeterQueryIntervals {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.range", "query.to", "the range holds %d intervals of %s; ask for at most %d at a time", n, q.Resolution, flexhub.MaxMeterQueryIntervals)
+	}
+	out := &flexhub.MeterSeriesData{Series: key.Ref(), Unit: unit, From: from, To: to, Readings: []flexhub.MeterReadingOut{}}
+	var recs []flexhub.MeterRecord
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		if err := s.checkMeterReader(ctx, tx, by, key); err != nil {
+			return err
+		}
+		recs, err = tx.MeterReadings(ctx, key, from, to)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	starts := make([]time.Time, len(recs))
+	for i, r := range recs {
+		starts[i] = r.Start
+		out.Readings = append(out.Readings, flexhub.MeterReadingOut{Start: r.Start, Value: flexhub.FormatMeterValue(r.Value, unit), Version: r.Version, ReceivedAt: r.ReceivedAt, BatchID: r.BatchID})
+	}
+	out.Gaps, out.Missing = flexhub.MeterGaps(starts, from, to, key.Resolution, s.now())
+	if out.Gaps == nil {
+		out.Gaps = []flexhub.MeterGap{}
+	}
+	return out, nil
+}
+
+// MeterReadingVersions returns every version of one reading, oldest
+// first: corrections never destroy what was sent before.
+func (s *Service) MeterReadingVersions(ctx context.Context, q flexhub.MeterVersionQuery) (*flexhub.MeterVersions, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := q.MeterSeriesRef.Key("query.")
+	if err != nil {
+		return nil, err
+	}
+	unit, err := outputUnit(key.Quantity, q.Unit)
+	if err != nil {
+		return nil, err
+	}
+	if q.Start.IsZero() {
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.start", "query.start", "give the start of the reading (RFC 3339)")
+	}
+	start := q.Start.UTC()
+	out := &flexhub.MeterVersions{Series: key.Ref(), Unit: unit, Start: start, Versions: []flexhub.MeterReadingOut{}}
+	var recs []flexhub.MeterRecord
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		if err := s.checkMeterReader(ctx, tx, by, key); err != nil {
+			return err
+		}
+		recs, err = tx.MeterReadingVersions(ctx, key, start)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		out.Versions = append(out.Versions, flexhub.MeterReadingOut{Start: r.Start, Value: flexhub.FormatMeterValue(r.Value, unit), Version: r.Version,
+			ReceivedAt: r.ReceivedAt, BatchID: r.BatchID, Sender: r.Sender, SupersededAt: r.SupersededAt})
+	}
+	return out, nil
+}
+
+// ListMeterSeries lists the series of a resource or metering point the
+// caller may see.
+func (s *Service) ListMeterSeries(ctx context.Context, meteringPointID, resourceID string) ([]flexhub.MeterSeriesRef, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kind, id, err := flexhub.ParseMeterSubject("query.", meteringPointID, resourceID)
+	if err != nil {
+		return nil, err
+	}
+	out := []flexhub.MeterSeriesRef{}
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		if err := s.checkMeterReader(ctx, tx, by, flexhub.MeterSeriesKey{SubjectKind: kind, SubjectID: id}); err != nil {
+			return err
+		}
+		ss, err := tx.ListMeterSeries(ctx, kind, id)
+		for _, x := range ss {
+			out = append(out, x.MeterSeriesKey.Ref())
+		}
+		return err
+	})
+	return out, err
+}
