@@ -383,23 +383,21 @@ func canSeeOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, o *flexh
 
 // GetActivationOrder returns an order the caller may read.
 func (s *Service) GetActivationOrder(ctx context.Context, id string) (*flexhub.ActivationOrder, error) {
-	by, err := actor(ctx)
+	return readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*flexhub.ActivationOrder, error) {
+		return visibleOrder(ctx, tx, by, id)
+	})
+}
+
+// visibleOrder reads an order the caller may see (404 otherwise).
+func visibleOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id string) (*flexhub.ActivationOrder, error) {
+	o, err := tx.ActivationOrder(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var out *flexhub.ActivationOrder
-	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		o, err := tx.ActivationOrder(ctx, id)
-		if err != nil {
-			return err
-		}
-		if !canSeeOrder(ctx, tx, by, o) {
-			return notFound("activation order", id)
-		}
-		out = o
-		return nil
-	})
-	return out, err
+	if !canSeeOrder(ctx, tx, by, o) {
+		return nil, notFound("activation order", id)
+	}
+	return o, nil
 }
 
 // OrderFilter narrows a list of activation orders.

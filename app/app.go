@@ -213,3 +213,20 @@ func checkVersion(kind, id string, sent, stored int64) error {
 
 // Now is the service's clock (UTC): the real time, or a demo's replayed one.
 func (s *Service) Now() time.Time { return s.now() }
+
+// readAs runs read in a read-only transaction as the caller: the shape
+// of every "get one object the caller may see" (read answers notFound for
+// objects the caller may not see).
+func readAs[T any](ctx context.Context, s *Service, read func(tx flexhub.Tx, by *flexhub.Party) (*T, error)) (*T, error) {
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *T
+	err = s.store.View(ctx, func(tx flexhub.Tx) error {
+		var err error
+		out, err = read(tx, by)
+		return err
+	})
+	return out, err
+}

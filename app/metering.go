@@ -235,18 +235,25 @@ func outputUnit(quantity, unit string) (string, error) {
 	return unit, nil
 }
 
+// meterRead checks what every read of a series starts with: the caller,
+// the series named in the query and the unit to answer in.
+func meterRead(ctx context.Context, ref flexhub.MeterSeriesRef, wantUnit string) (*flexhub.Party, flexhub.MeterSeriesKey, string, error) {
+	var key flexhub.MeterSeriesKey
+	by, err := actor(ctx)
+	if err != nil {
+		return nil, key, "", err
+	}
+	if key, err = ref.Key("query."); err != nil {
+		return nil, key, "", err
+	}
+	unit, err := outputUnit(key.Quantity, wantUnit)
+	return by, key, unit, err
+}
+
 // MeterReadings returns a series' readings with from <= start < to and
 // the gaps: intervals of the range that have ended without a reading.
 func (s *Service) MeterReadings(ctx context.Context, q flexhub.MeterQuery) (*flexhub.MeterSeriesData, error) {
-	by, err := actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := q.MeterSeriesRef.Key("query.")
-	if err != nil {
-		return nil, err
-	}
-	unit, err := outputUnit(key.Quantity, q.Unit)
+	by, key, unit, err := meterRead(ctx, q.MeterSeriesRef, q.Unit)
 	if err != nil {
 		return nil, err
 	}
@@ -287,15 +294,7 @@ func (s *Service) MeterReadings(ctx context.Context, q flexhub.MeterQuery) (*fle
 // MeterReadingVersions returns every version of one reading, oldest
 // first: corrections never destroy what was sent before.
 func (s *Service) MeterReadingVersions(ctx context.Context, q flexhub.MeterVersionQuery) (*flexhub.MeterVersions, error) {
-	by, err := actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := q.MeterSeriesRef.Key("query.")
-	if err != nil {
-		return nil, err
-	}
-	unit, err := outputUnit(key.Quantity, q.Unit)
+	by, key, unit, err := meterRead(ctx, q.MeterSeriesRef, q.Unit)
 	if err != nil {
 		return nil, err
 	}

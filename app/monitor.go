@@ -105,23 +105,13 @@ func minT(a, b time.Time) time.Time {
 // GetDelivery returns an order's delivery so far (same visibility as the
 // order).
 func (s *Service) GetDelivery(ctx context.Context, id string) (*DeliveryStatus, error) {
-	by, err := actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out *DeliveryStatus
-	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		o, err := tx.ActivationOrder(ctx, id)
+	return readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*DeliveryStatus, error) {
+		o, err := visibleOrder(ctx, tx, by, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !canSeeOrder(ctx, tx, by, o) {
-			return notFound("activation order", id)
-		}
-		out, err = s.evaluate(ctx, tx, o, s.now())
-		return err
+		return s.evaluate(ctx, tx, o, s.now())
 	})
-	return out, err
 }
 
 // MonitorResources checks the running orders of the given resources and

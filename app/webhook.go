@@ -120,16 +120,9 @@ func ownDelivery(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id strin
 // GetWebhookEndpoint reads one of the caller's endpoints (without its
 // secret).
 func (s *Service) GetWebhookEndpoint(ctx context.Context, id string) (*flexhub.WebhookEndpoint, error) {
-	by, err := actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out *flexhub.WebhookEndpoint
-	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		out, err = ownEndpoint(ctx, tx, by, id)
-		return err
+	return readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*flexhub.WebhookEndpoint, error) {
+		return ownEndpoint(ctx, tx, by, id)
 	})
-	return out, err
 }
 
 // ListWebhookEndpoints lists the caller's endpoints; status narrows to
@@ -221,16 +214,9 @@ func (s *Service) ListWebhookDeliveries(ctx context.Context, f WebhookDeliveryFi
 
 // GetWebhookDelivery reads one of the caller's deliveries.
 func (s *Service) GetWebhookDelivery(ctx context.Context, id string) (*flexhub.WebhookDelivery, error) {
-	by, err := actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out *flexhub.WebhookDelivery
-	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		out, err = ownDelivery(ctx, tx, by, id)
-		return err
+	return readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*flexhub.WebhookDelivery, error) {
+		return ownDelivery(ctx, tx, by, id)
 	})
-	return out, err
 }
 
 // RedeliverWebhook queues one of the caller's dead (or delivered)
