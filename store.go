@@ -194,6 +194,12 @@ type Tx interface {
 	// ListNotifications lists a party's notifications with Seq > after,
 	// in Seq order, at most limit (0: DefaultPageLimit).
 	ListNotifications(ctx context.Context, partyID string, after int64, limit int) ([]*Notification, error)
+	// NotificationsAfter lists every party's notifications with Seq >
+	// after, in Seq order, at most limit (0: DefaultPageLimit): what the
+	// MQTT push sends on.
+	NotificationsAfter(ctx context.Context, after int64, limit int) ([]*Notification, error)
+	// NotificationHead returns the highest Seq (0 for none).
+	NotificationHead(ctx context.Context) (int64, error)
 
 	// AsOf decodes into dst the version of object kind/id that was in
 	// force at t (kinds: "party", "resource", ... as in AuditEntry).

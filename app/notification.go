@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/flexhub/flexhub"
 )
@@ -10,7 +13,8 @@ import (
 // Notifications: each party's feed of market events that concern it,
 // written in the transaction of the change, so the feed and the market
 // never disagree. A party polls GET /v1/notifications?after=<cursor>;
-// MQTT and webhooks will push the same feed later.
+// runNotificationPush publishes the same feed on each party's MQTT
+// notifications topic.
 
 // notify appends one notification per party (duplicates and empty ids
 // dropped).
@@ -60,4 +64,57 @@ func (s *Service) ListNotifications(ctx context.Context, after string, limit int
 		return nil
 	})
 	return out, err
+}
+
+// runNotificationPush publishes each committed notification on its
+// party's MQTT notifications topic (docs/MQTT.md), in Seq order, polling
+// every interval. It starts at the newest notification when it starts:
+// the push is live delivery, the feed (GET /v1/notifications?after=) is
+// the record; every message carries its seq, so a party that was away, or
+// a flexhub restart, is caught up from the feed without a gap. A failed
+// publish (broker down) is retried from that notification on the next
+// tick: while flexhub runs nothing is skipped.
+func (s *Service) runNotificationPush(ctx context.Context, every time.Duration) {
+	if s.pub == nil {
+		return
+	}
+	var cursor int64
+	started := false
+	s.loop(ctx, every, "notifications", func() (int, error) {
+		if !started {
+			err := s.store.View(ctx, func(tx flexhub.Tx) error {
+				var err error
+				cursor, err = tx.NotificationHead(ctx)
+				return err
+			})
+			if err != nil {
+				return 0, err
+			}
+			started = true
+		}
+		sent := 0
+		for {
+			var page []*flexhub.Notification
+			if err := s.store.View(ctx, func(tx flexhub.Tx) error {
+				var err error
+				page, err = tx.NotificationsAfter(ctx, cursor, flexhub.MaxPageLimit)
+				return err
+			}); err != nil {
+				return sent, err
+			}
+			for _, n := range page {
+				payload, err := json.Marshal(n)
+				if err != nil {
+					return sent, err
+				}
+				if err := s.pub.Publish(ctx, Topic(n.PartyID, "notifications"), payload, 1, false); err != nil {
+					return sent, fmt.Errorf("publish notification %d: %w", n.Seq, err)
+				}
+				cursor, sent = n.Seq, sent+1
+			}
+			if len(page) < flexhub.MaxPageLimit {
+				return sent, nil
+			}
+		}
+	})
 }

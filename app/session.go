@@ -266,10 +266,14 @@ func (s *Service) advance(ctx context.Context, id string, clearNow bool) (string
 // and no session's gate may close late because another session is being
 // cleared.
 func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
-	done := make(chan struct{}, 3)
+	done := make(chan struct{}, 4)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		s.runMonitor(ctx, time.Second)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.runNotificationPush(ctx, 250*time.Millisecond)
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
@@ -288,6 +292,7 @@ func (s *Service) RunScheduler(ctx context.Context, every time.Duration) {
 		traded, err := s.sweepSecondary(ctx)
 		return n + traded, err
 	})
+	<-done
 	<-done
 	<-done
 	<-done

@@ -9,10 +9,7 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha512"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +28,7 @@ import (
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/app"
 	"github.com/flexhub/flexhub/mqtt"
+	"github.com/flexhub/flexhub/mqtt/mosquittotest"
 	"github.com/flexhub/flexhub/sqlite"
 )
 
@@ -155,74 +151,9 @@ func embeddedRig(t *testing.T) *rig {
 // Dynamic Security plugin and persistence in a temp dir, and connects
 // flexhub to it as the dynsec admin.
 func mosquittoRig(t *testing.T) *rig {
-	bin := os.Getenv("FLEXHUB_TEST_MOSQUITTO")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but FLEXHUB_TEST_MOSQUITTO is not set (.ci/run installs mosquitto and sets it to /usr/sbin/mosquitto)")
-		}
-		t.Skip("FLEXHUB_TEST_MOSQUITTO is unset: set it to a mosquitto 2.x binary (e.g. /usr/sbin/mosquitto, Debian package mosquitto) to run the MQTT cases against mosquitto too")
-	}
-	plugin := dynsecPlugin(t, bin)
-	dir := t.TempDir()
-	adminPass := rand.Text()
-	writeDynsec(t, filepath.Join(dir, "dynamic-security.json"), "flexhub", adminPass)
-	port := freePort(t)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	user := ""
-	if os.Getuid() == 0 { // mosquitto started as root drops to user mosquitto, which cannot read the temp dir
-		user = "user root\n"
-	}
-	os.WriteFile(conf, []byte(user+fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous false
-plugin %s
-plugin_opt_config_file %s
-persistence true
-persistence_location %s/
-autosave_interval 1
-log_dest file %s
-log_type all
-`, port, plugin, filepath.Join(dir, "dynamic-security.json"), dir, filepath.Join(dir, "mosquitto.log"))), 0o600)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-
-	var cmd *exec.Cmd
-	start := func() {
-		cmd = exec.Command(bin, "-c", conf)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; ; i++ {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-				return
-			}
-			if i > 100 {
-				log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-				t.Fatalf("mosquitto did not start listening on %s: %v\n%s", addr, err, log)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	start()
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", log)
-		}
-	})
+	broker := mosquittotest.Start(t)
+	addr, adminPass := broker.Addr, broker.AdminPass
+	stop, start := broker.Stop, broker.Start
 
 	svc, admin := newService(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -253,61 +184,6 @@ log_type all
 	}
 	r.subscribeFlexhub()
 	return r
-}
-
-// dynsecPlugin finds mosquitto_dynamic_security.so (FLEXHUB_TEST_MOSQUITTO_DYNSEC,
-// else beside Debian's or a /usr/local install).
-func dynsecPlugin(t *testing.T, bin string) string {
-	cands := []string{os.Getenv("FLEXHUB_TEST_MOSQUITTO_DYNSEC")}
-	m, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
-	cands = append(cands, m...)
-	cands = append(cands, "/usr/lib/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so",
-		filepath.Join(filepath.Dir(bin), "../lib/mosquitto_dynamic_security.so"))
-	for _, c := range cands {
-		if c != "" {
-			if _, err := os.Stat(c); err == nil {
-				return c
-			}
-		}
-	}
-	t.Fatalf("mosquitto's dynamic security plugin not found; set FLEXHUB_TEST_MOSQUITTO_DYNSEC to mosquitto_dynamic_security.so")
-	return ""
-}
-
-// writeDynsec writes the plugin's initial JSON (what `mosquitto_ctrl dynsec
-// init` makes): one admin client allowed to send dynsec commands. The
-// password is PBKDF2-SHA512 as the plugin stores it.
-func writeDynsec(t *testing.T, path, user, pass string) {
-	salt := make([]byte, 12)
-	rand.Read(salt)
-	hash, err := pbkdf2.Key(sha512.New, pass, salt, 101, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := "$CONTROL/dynamic-security/#"
-	doc := map[string]any{
-		"clients": []any{map[string]any{"username": user, "textName": "flexhub", "password": base64.StdEncoding.EncodeToString(hash),
-			"salt": base64.StdEncoding.EncodeToString(salt), "iterations": 101, "roles": []any{map[string]any{"rolename": "admin"}}}},
-		"roles": []any{map[string]any{"rolename": "admin", "acls": []any{
-			map[string]any{"acltype": "publishClientSend", "topic": ctl, "allow": true},
-			map[string]any{"acltype": "publishClientReceive", "topic": ctl, "allow": true},
-			map[string]any{"acltype": "subscribePattern", "topic": ctl, "allow": true},
-		}}},
-		"defaultACLAccess": map[string]bool{"publishClientSend": false, "publishClientReceive": true, "subscribe": false, "unsubscribe": true},
-	}
-	b, _ := json.Marshal(doc)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // client is a party's MQTT 5 connection.

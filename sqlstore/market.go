@@ -138,9 +138,9 @@ func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) er
 	if err := t.d.Lock(ctx, t.tx, auditLockKey); err != nil {
 		return fmt.Errorf("lock notifications: %w", err)
 	}
-	var last int64
-	if err := t.queryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM notification`).Scan(&last); err != nil {
-		return fmt.Errorf("read notification head: %w", err)
+	last, err := t.NotificationHead(ctx)
+	if err != nil {
+		return err
 	}
 	n.Seq = last + 1
 	n.At = n.At.UTC().Truncate(time.Microsecond)
@@ -157,13 +157,31 @@ func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) er
 
 // ListNotifications implements flexhub.Tx.
 func (t *Tx) ListNotifications(ctx context.Context, partyID string, after int64, limit int) ([]*flexhub.Notification, error) {
+	return t.notifications(ctx, `party_id = ? AND seq > ?`, limit, partyID, after)
+}
+
+// NotificationsAfter implements flexhub.Tx.
+func (t *Tx) NotificationsAfter(ctx context.Context, after int64, limit int) ([]*flexhub.Notification, error) {
+	return t.notifications(ctx, `seq > ?`, limit, after)
+}
+
+// NotificationHead implements flexhub.Tx.
+func (t *Tx) NotificationHead(ctx context.Context) (int64, error) {
+	var last int64
+	if err := t.queryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM notification`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read notification head: %w", err)
+	}
+	return last, nil
+}
+
+func (t *Tx) notifications(ctx context.Context, where string, limit int, args ...any) ([]*flexhub.Notification, error) {
 	if limit <= 0 {
 		limit = flexhub.DefaultPageLimit
 	}
 	if limit > flexhub.MaxPageLimit {
 		limit = flexhub.MaxPageLimit
 	}
-	rows, err := t.query(ctx, fmt.Sprintf(`SELECT body FROM notification WHERE party_id = ? AND seq > ? ORDER BY seq LIMIT %d`, limit), partyID, after)
+	rows, err := t.query(ctx, fmt.Sprintf(`SELECT body FROM notification WHERE %s ORDER BY seq LIMIT %d`, where, limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list notifications: %w", err)
 	}

@@ -2732,6 +2732,14 @@ func (s *suite) testNotifications(t *testing.T) {
 		if err != nil || len(none) != 0 {
 			t.Errorf("nothing after the last: %+v %v", none, err)
 		}
+		// Every party's, for the MQTT push.
+		all, err := tx.NotificationsAfter(ctx, 1, 3)
+		if err != nil || len(all) != 3 || all[0].Seq != 2 || all[2].Seq != 4 || all[0].PartyID != b || all[1].PartyID != a {
+			t.Errorf("every party's after 1, limit 3: %+v %v", all, err)
+		}
+		if head, err := tx.NotificationHead(ctx); err != nil || head != 5 {
+			t.Errorf("head %d %v, want 5", head, err)
+		}
 		return nil
 	})
 	// Concurrent writers get distinct numbers with no gaps.
