@@ -65,7 +65,7 @@ func eur(v float64) *flexhub.Money {
 // households' real load and their batteries allow. The day replayed is
 // the real day with the highest evening peak in the meter data; it is
 // placed on the next market day (tomorrow, Sydney time, where the
-// households are). It returns once every bid is in; closing the gates is
+// households are), or the day after the last one an earlier run played. It returns once every bid is in; closing the gates is
 // the scheduler's work.
 func RunDay(ctx context.Context, svc *app.Service, dataDir string, gateClosure time.Time) (*Day, error) {
 	a, err := findActors(ctx, svc.Store())
@@ -80,6 +80,17 @@ func RunDay(ctx context.Context, svc *app.Service, dataDir string, gateClosure t
 	date := profile.Date
 	now := time.Now().In(sydney)
 	start := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, sydney).UTC()
+	// Each run plays a day of its own: after an earlier run (on the same
+	// register) the first day after the days it played, so that a new
+	// day's orders and meter data never land on an earlier run's.
+	played, err := lastNeedInterval(ctx, svc, a.dso)
+	if err != nil {
+		return nil, err
+	}
+	for !start.After(played) {
+		l := start.In(sydney)
+		start = time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, sydney).UTC()
+	}
 	day := &Day{Date: date, Start: start}
 	at := func(i int) time.Time { return start.Add(time.Duration(i) * 15 * time.Minute) }
 
@@ -208,6 +219,30 @@ func RunDay(ctx context.Context, svc *app.Service, dataDir string, gateClosure t
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// lastNeedInterval returns the start of the latest interval among the
+// system operator's needs (zero when it has none).
+func lastNeedInterval(ctx context.Context, svc *app.Service, so *flexhub.Party) (time.Time, error) {
+	var last time.Time
+	page := flexhub.Page{Limit: flexhub.MaxPageLimit}
+	for {
+		res, err := svc.ListNeeds(app.WithActor(ctx, so), app.NeedFilter{SystemOperatorID: so.ID}, page)
+		if err != nil {
+			return last, err
+		}
+		for _, n := range res.Items {
+			for _, iv := range n.Intervals {
+				if iv.Start.After(last) {
+					last = iv.Start
+				}
+			}
+		}
+		if res.Next == "" {
+			return last, nil
+		}
+		page.After = res.Next
+	}
+}
 
 // minBidKW is the demo products' minimum bid size.
 const minBidKW = 5.0

@@ -55,7 +55,7 @@ const usage = `flexhub — the open platform for electricity flexibility
 Usage:
   flexhub serve [flags]     run the API (embedded SQLite by default)
   flexhub migrate [flags]   apply database migrations and exit
-  flexhub demo [flags]      run one market day on the demo register and print the outcome (--json for machines)
+  flexhub demo [flags]      one market day on the demo register: market, activations, live monitoring (--json for machines)
   flexhub audit verify      check the audit trail's hash chain
   flexhub keygen            print a fresh API key (for FLEXHUB_ADMIN_KEY)
   flexhub version           print the version
@@ -111,6 +111,7 @@ type config struct {
 	tlsCert  string
 	tlsKey   string
 	json     bool
+	live     demoLive // flexhub demo's activation part (cmd/flexhub/demo_activation.go)
 	// MQTT (cmd/flexhub/mqtt.go)
 	mqttAddr   string
 	mqttBroker string
@@ -131,6 +132,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&c.logLevel, "log-level", env("FLEXHUB_LOG_LEVEL", "info"), "debug, info, warn or error (env FLEXHUB_LOG_LEVEL)")
 	if name == "demo" {
 		fs.BoolVar(&c.json, "json", false, "print the day's outcome as JSON instead of tables")
+		c.live.flags(fs)
 	}
 	if withServe {
 		fs.StringVar(&c.addr, "addr", env("FLEXHUB_ADDR", "127.0.0.1:8080"), "listen address (env FLEXHUB_ADDR)")

@@ -23,6 +23,9 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	if err := c.live.check(); err != nil {
+		return err
+	}
 	log, err := newLogger("warn", stderr)
 	if err != nil {
 		return err
@@ -87,6 +90,11 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	if !c.live.off {
+		if report.Activation, err = runActivation(ctx, svc, log, dir, day, c.live, progress); err != nil {
+			return fmt.Errorf("activation: %w", err)
+		}
+	}
 	if c.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -112,6 +120,9 @@ type DayReport struct {
 	MarketDay    string          `json:"market_day"`
 	FeederLimitW int64           `json:"feeder_limit_w"`
 	Sessions     []SessionReport `json:"sessions"`
+	// Activation is the delivery window: orders, their tracking and the
+	// monitoring's verdicts (absent with --no-activation).
+	Activation *ActivationReport `json:"activation,omitempty"`
 }
 
 // SessionReport is one cleared session as its market operator sees it.
@@ -221,7 +232,11 @@ func moneyString(m *flexhub.Money) string {
 }
 
 func printReport(w io.Writer, r *DayReport) {
-	fmt.Fprintf(w, "\nflexhub market day %s (Sydney time), replaying the real household load of %s\n", r.MarketDay[:10], r.ReplayedDate)
+	day := r.MarketDay[:10]
+	if t, err := time.Parse(time.RFC3339, r.MarketDay); err == nil {
+		day = t.In(sydney).Format("2006-01-02")
+	}
+	fmt.Fprintf(w, "\nflexhub market day %s (Sydney time), replaying the real household load of %s\n", day, r.ReplayedDate)
 	fmt.Fprintf(w, "DSO feeder limit: %s kW; the DSO needs the evening load above it.\n", kwString(r.FeederLimitW))
 	for _, s := range r.Sessions {
 		fmt.Fprintf(w, "\n== %s — buyer %s, %s pricing, %s\n\n", s.Name, s.Buyer, strings.ReplaceAll(s.Pricing, "_", "-"), s.Status)
@@ -250,4 +265,7 @@ func printReport(w io.Writer, r *DayReport) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+	if r.Activation != nil {
+		printActivation(w, r.Activation)
+	}
 }
