@@ -9,8 +9,9 @@ import (
 )
 
 // Live delivery monitoring: after meter data for a resource arrives (over
-// MQTT or REST) and on every activation sweep, the resource's running
-// orders are compared with its measured net power (flexhub.EvaluateDelivery);
+// MQTT or REST), and every monitorSweep for every running order whatever
+// arrived (data stored before the order existed, an interval whose
+// window has passed), the resource's running orders are compared with its measured net power (flexhub.EvaluateDelivery);
 // an interval found under- or over-delivering raises one alert per
 // (order, interval, kind): in the order's alerts and the audit chain, as
 // notifications and webhook events to the system operator and the FSP,
@@ -207,19 +208,33 @@ func (s *Service) meterArrived(resourceIDs ...string) {
 	}
 }
 
+// monitorSweep is how often every running order is checked, data or not.
+const monitorSweep = 15 * time.Second
+
 // runMonitor checks queued resources, gathering them for up to every
 // before each round so that a stream of 1-second readings costs one
-// check per resource per round, not one per reading.
+// check per resource per round, not one per reading; every monitorSweep
+// it queues the resources of all running orders.
 func (s *Service) runMonitor(ctx context.Context, every time.Duration) {
 	pending := map[string]bool{}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	sweep := time.NewTicker(monitorSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-s.monitorQ:
 			pending[r] = true
+		case <-sweep.C:
+			ids, err := s.RunningOrderResources(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("delivery monitor sweep", "err", err)
+			}
+			for _, r := range ids {
+				pending[r] = true
+			}
 		case <-t.C:
 			if len(pending) == 0 {
 				continue
@@ -236,4 +251,29 @@ func (s *Service) runMonitor(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// RunningOrderResources lists the resources of the accepted and executing
+// orders whose first set-point has started: what the monitor's sweep
+// checks.
+func (s *Service) RunningOrderResources(ctx context.Context) ([]string, error) {
+	now := s.now()
+	var ids []string
+	err := s.store.View(ctx, func(tx flexhub.Tx) error {
+		for _, st := range []string{flexhub.OrderAccepted, flexhub.OrderExecuting} {
+			os, err := listAll(func(pg flexhub.Page) ([]*flexhub.ActivationOrder, string, error) {
+				return tx.ListActivationOrders(ctx, flexhub.Filter{"status": st}, pg)
+			})
+			if err != nil {
+				return err
+			}
+			for _, o := range os {
+				if o.Type != flexhub.OrderEnd && now.After(o.First()) {
+					ids = append(ids, o.ResourceID)
+				}
+			}
+		}
+		return nil
+	})
+	return dedupe(ids), err
 }

@@ -66,6 +66,10 @@ func TestDeliveryMonitoring(t *testing.T) {
 	if n := w.notifications(w.fspBKey, flexhub.NotifyActivationAlert); len(n) != 0 {
 		t.Errorf("FSP B was told of FSP A's delivery")
 	}
+	// The monitor's sweep finds the running order by itself.
+	if ids, err := w.svc.RunningOrderResources(context.Background()); err != nil || len(ids) != 1 || ids[0] != w.unitA {
+		t.Errorf("resources of running orders: %v %v, want [%s]", ids, err, w.unitA)
+	}
 	w.advance(16 * time.Minute)
 	w.do("POST", "/v1/meter-readings", w.fspAKey, w.readings(w.unitA, day.Add(14*time.Minute), day.Add(30*time.Minute), 0, 100), 200, nil)
 	if n := monitor(); n != 0 {
