@@ -53,7 +53,18 @@ type Config struct {
 	// order on the resource it names, which for market obligations is
 	// often a group.
 	MeterGroups bool
+	// Metering is what a unit's meter measures: "site" (default: the
+	// household's or site's net power, the device included) or "device"
+	// (a sub-meter at the device alone, as aggregators of home batteries,
+	// chargers and heat pumps often measure).
+	Metering string
 }
+
+// What a unit's meter measures (Config.Metering).
+const (
+	MeterSite   = "site"
+	MeterDevice = "device"
+)
 
 // Counters are a fleet's running totals. They are read while the fleet
 // runs.
@@ -132,6 +143,11 @@ func NewFleet(rs []*flexhub.Resource, prof *Profiles, cfg Config) (*Fleet, error
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
 	}
+	switch cfg.Metering {
+	case "", MeterSite, MeterDevice:
+	default:
+		return nil, fmt.Errorf("metering %q: use site or device", cfg.Metering)
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -140,6 +156,7 @@ func NewFleet(rs []*flexhub.Resource, prof *Profiles, cfg Config) (*Fleet, error
 	for _, r := range rs {
 		if r.Kind == flexhub.ResourceUnit && r.Status == flexhub.ResourceActive {
 			u := NewUnit(r, prof, cfg.Seed)
+			u.deviceMeter = cfg.Metering == MeterDevice
 			f.Units = append(f.Units, u)
 			f.byID[u.ID] = u
 		}

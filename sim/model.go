@@ -159,7 +159,10 @@ type Unit struct {
 	dev       device
 	p         float64 // current device power
 	dv        float64 // current deviation of p from the device's baseline
-	orders    []unitOrder
+	// deviceMeter: the unit's meter measures the device alone (a
+	// sub-meter at the battery, charger or heat pump), not the whole site.
+	deviceMeter bool
+	orders      []unitOrder
 }
 
 // unitOrder is an order as it reaches one unit: share of the quantity (a
@@ -203,8 +206,20 @@ func NewUnit(r *flexhub.Resource, prof *Profiles, seed int64) *Unit {
 func (u *Unit) Power() float64 { return u.p }
 
 // Baseline returns the unit's metered net power at t without any order
-// ever having run: the site plus the device's own baseline.
-func (u *Unit) Baseline(t time.Time) float64 { return u.dev.site(t) + u.dev.base(t, false) }
+// ever having run: the site (unless the meter sees the device alone) plus
+// the device's own baseline (base with ordered set leaves out a heat
+// pump's rebound from an earlier order's deficit, which is that order's
+// effect, not the baseline).
+func (u *Unit) Baseline(t time.Time) float64 { return u.metered(u.dev.site(t), u.dev.base(t, true)) }
+
+// metered is what the unit's meter reads with the site at site and the
+// device at p.
+func (u *Unit) metered(site, p float64) float64 {
+	if u.deviceMeter {
+		return p
+	}
+	return site + p
+}
 
 // step runs the unit for dt seconds from t under command c and returns
 // its net power. The deviation from the device's baseline moves toward
@@ -219,7 +234,7 @@ func (u *Unit) step(t time.Time, dt float64, c command) float64 {
 		want = clamp(c.delta, -u.P.MaxDown, u.P.MaxUp)
 	}
 	for _, cp := range c.caps {
-		net := site + p0 + want
+		net := u.metered(site, p0+want)
 		if cp.up && net > cp.q {
 			want -= (net - cp.q) * cp.frac
 		}
@@ -233,7 +248,7 @@ func (u *Unit) step(t time.Time, dt float64, c command) float64 {
 	u.dv = p - p0
 	u.p = p
 	u.dev.advance(t, p, dt)
-	return site + p
+	return u.metered(site, p)
 }
 
 // unitRand is a uniform number in [0, 1) fixed by the seed, the unit and

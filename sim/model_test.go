@@ -4,6 +4,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -589,5 +590,53 @@ func TestCompletedAndDropPlanned(t *testing.T) {
 	}
 	if f.C.Executing.Load() != 0 || f.C.Completed.Load() != 1 || len(f.Units[0].orders) != 0 {
 		t.Fatalf("executing %d completed %d, orders left on the unit %d", f.C.Executing.Load(), f.C.Completed.Load(), len(f.Units[0].orders))
+	}
+}
+
+// TestDeviceMetering: with a sub-meter at the device, a battery streams
+// its own power only — nothing while idle, the set-point while ordered —
+// where the site meter streams the household's load around it; the two
+// differ by exactly the load, and a bad setting is refused.
+func TestDeviceMetering(t *testing.T) {
+	p := profiles(t)
+	r := unit("b-dev", "battery", flexhub.TechnicalData{MaxUp: kwp(5), MaxDown: kwp(5), FullActivationTime: "PT1S"})
+	fleets := map[string]*Fleet{}
+	for _, m := range []string{MeterSite, MeterDevice} {
+		f, err := NewFleet([]*flexhub.Resource{r}, p, Config{Resolution: time.Minute, Seed: 1, Metering: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := f.Units[0]
+		u.orders = []unitOrder{{o: &order{o: mkOrder("o-dev", flexhub.OrderActivate, "", "up", day0.Add(time.Hour), day0.Add(2*time.Hour), 3000),
+			sign: 1, frac: 1, state: "accepted"}, share: 1}}
+		fleets[m] = f
+	}
+	site := run(t, fleets[MeterSite], day0, day0.Add(3*time.Hour))["b-dev"]
+	dev := run(t, fleets[MeterDevice], day0, day0.Add(3*time.Hour))["b-dev"]
+	if len(site) != 180 || len(dev) != 180 {
+		t.Fatalf("%d and %d readings over three hours at PT1M", len(site), len(dev))
+	}
+	for k := range 180 {
+		at := day0.Add(time.Duration(k) * time.Minute)
+		want := 0.0
+		if k >= 61 && k < 120 { // the first minute of the order ramps
+			want = 3000
+		}
+		if k != 60 && math.Abs(dev[k]-want) > 1 {
+			t.Fatalf("minute %d: the device meter reads %.1f W, want %.0f", k, dev[k], want)
+		}
+		load := 0.0
+		for s := range 60 {
+			load += p.HouseholdLoad(fleets[MeterSite].Units[0].Household, at.Add(time.Duration(s)*time.Second)) / 60
+		}
+		if math.Abs(dev[k]-site[k]-load) > 0.51 {
+			t.Fatalf("minute %d: device %.1f W, site %.1f W, household load %.1f W", k, dev[k], site[k], load)
+		}
+	}
+	if b := fleets[MeterDevice].Units[0].Baseline(day0); b != 0 {
+		t.Errorf("an idle battery's device baseline is %.1f W", b)
+	}
+	if _, err := NewFleet(nil, p, Config{Metering: "household"}); err == nil || !strings.Contains(err.Error(), "site or device") {
+		t.Errorf("metering household: %v", err)
 	}
 }

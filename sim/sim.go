@@ -42,6 +42,9 @@ type Options struct {
 	Workers int
 	// MeterGroups also streams each group's readings (the sum of its members').
 	MeterGroups bool
+	// Metering is what a unit's meter measures: MeterSite (default) or
+	// MeterDevice (Config.Metering).
+	Metering string
 	// ReportsOver is "mqtt" (default) or "rest": how order reports go.
 	ReportsOver string
 	Log         *slog.Logger
@@ -152,7 +155,7 @@ func (s *Sim) discover(ctx context.Context, key string, prof *Profiles) (*FSP, e
 		return nil, err
 	}
 	fl, err := NewFleet(rs, prof, Config{Resolution: s.opts.Resolution, Seed: s.opts.Seed, Faults: s.opts.Faults,
-		Workers: s.opts.Workers, MeterGroups: s.opts.MeterGroups})
+		Workers: s.opts.Workers, MeterGroups: s.opts.MeterGroups, Metering: s.opts.Metering})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ type demoLive struct {
 	fraction     float64
 	resolution   time.Duration
 	seed         int64
+	metering     string
 }
 
 func (l *demoLive) flags(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (l *demoLive) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&l.fraction, "deliver-fraction", 0.5, "what the under-delivering aggregator delivers of each set-point")
 	fs.DurationVar(&l.resolution, "meter-resolution", time.Minute, "resolution of the simulated meter stream (whole seconds dividing 15m)")
 	fs.Int64Var(&l.seed, "seed", 1, "the simulator's seed")
+	fs.StringVar(&l.metering, "metering", sim.MeterDevice, "what the aggregators meter: device (a sub-meter at each battery and heat pump, as aggregators do) or site (the household's net power: the evening's load rise then reads as missing delivery against the meter-before baseline)")
 }
 
 func (l *demoLive) check() error {
@@ -62,6 +64,9 @@ func (l *demoLive) check() error {
 	case "sunny", "heatflex", "none":
 	default:
 		return usageError{fmt.Sprintf("--under-deliver %q: use sunny, heatflex or none", l.underDeliver)}
+	}
+	if l.metering != sim.MeterSite && l.metering != sim.MeterDevice {
+		return usageError{fmt.Sprintf("--metering %q: use device or site", l.metering)}
 	}
 	if l.fraction <= 0 || l.fraction >= 1 {
 		return usageError{fmt.Sprintf("--deliver-fraction %v: use a fraction between 0 and 1 (exclusive)", l.fraction)}
@@ -203,7 +208,7 @@ func runActivation(ctx context.Context, svc *app.Service, log *slog.Logger, data
 	simDone := make(chan error, 2)
 	for _, fsp := range []*flexhub.Party{p.Sunny, p.HeatFlex} {
 		o := sim.Options{API: api, MQTT: "tcp://" + bus.Addr(), Keys: []string{keys[fsp.ID]}, Resolution: l.resolution, Seed: l.seed,
-			DataDir: dataDir, Clock: clock, MeterGroups: true, Log: log}
+			DataDir: dataDir, Clock: clock, MeterGroups: true, Metering: l.metering, Log: log}
 		if fsp.ID == underParty {
 			o.Faults = sim.Faults{UnderDeliver: 1, DeliverFraction: l.fraction}
 		}
@@ -349,7 +354,7 @@ func runActivation(ctx context.Context, svc *app.Service, log *slog.Logger, data
 			}
 			return nil
 		})
-		truth, err := trueDelivery(ctx, svc, o, units, sims[0].Profiles)
+		truth, err := trueDelivery(ctx, svc, o, units)
 		if err != nil {
 			return nil, err
 		}
@@ -522,8 +527,9 @@ delivered kW: what flexhub's live monitoring measured (GET /v1/activation-orders
   the pool's net power against its provisional "meter before" baseline, the quarter hour
   before the order (docs/ACTIVATION.md). true kW: the same meter data against what the
   simulated units would have drawn without the order, which only the simulator knows. Where
-  the two differ, the households' own load moved after the baseline was taken (the evening
-  ramp), and the monitoring counts that as missing or extra delivery.
+  the two differ, the units' own consumption moved after the baseline was taken (with
+  --metering site, the households' evening load ramp), and the monitoring counts that as
+  missing or extra delivery.
 `)
 	fmt.Fprintln(w)
 }
@@ -534,16 +540,7 @@ delivered kW: what flexhub's live monitoring measured (GET /v1/activation-orders
 // order), averaged over the window the monitoring evaluates in each
 // interval. It shows what the monitoring's provisional "meter before"
 // baseline gets right and wrong. Keyed by set-point start.
-func trueDelivery(ctx context.Context, svc *app.Service, o *flexhub.ActivationOrder, units map[string]*sim.Unit, prof *sim.Profiles) (map[time.Time]int64, error) {
-	// Without the order a heat pump runs its natural share of the
-	// household's load; sim.Unit.Baseline would add the rebound of the
-	// heat deficit the order built, which is the order's effect.
-	baseline := func(u *sim.Unit, t time.Time) float64 {
-		if u.P.Type == "heat_pump" && u.Household != "" {
-			return -prof.HouseholdLoad(u.Household, t)
-		}
-		return u.Baseline(t)
-	}
+func trueDelivery(ctx context.Context, svc *app.Service, o *flexhub.ActivationOrder, units map[string]*sim.Unit) (map[time.Time]int64, error) {
 	out := map[time.Time]int64{}
 	err := svc.Store().View(ctx, func(tx flexhub.Tx) error {
 		r, err := tx.Resource(ctx, o.ResourceID)
@@ -611,7 +608,7 @@ func trueDelivery(ctx context.Context, svc *app.Service, o *flexhub.ActivationOr
 				mid := start.Add(res / 2)
 				base := 0.0
 				for _, u := range us {
-					base += baseline(u, mid)
+					base += u.Baseline(mid)
 				}
 				d := float64(v)/1000 - base
 				if o.Direction == "down" {

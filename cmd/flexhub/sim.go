@@ -66,6 +66,7 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	speed := fs.Float64("speed", 1, "simulated clock speed (1 = real time; flexhub refuses readings from its future, so >1 needs a server clock moved alike)")
 	start := fs.String("start", "", "simulated clock start, RFC 3339 (default now)")
 	fs.BoolVar(&o.MeterGroups, "meter-groups", true, "also stream each group's readings (the sum of its members')")
+	fs.StringVar(&o.Metering, "metering", sim.MeterSite, "what a unit's meter measures: site (the household's net power, the device included) or device (a sub-meter at the device alone)")
 	fs.StringVar(&o.ReportsOver, "reports", "mqtt", "send order reports over mqtt or rest")
 	fs.IntVar(&o.Publishers, "publishers", 32, "concurrent publishes per FSP")
 	every := fs.Duration("every", 5*time.Second, "how often the live table is printed")
