@@ -7,25 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flexhub/flexhub"
 )
 
-// Meter data (migration 006, docs/METERING.md): narrow integer rows, not
-// JSON documents. A series (subject, quantity, flow, resolution) gets a
-// small integer id on first use; meter_value holds the current version of
-// each reading keyed (series_id, start_s) with its value in milli-units,
-// its version and the ingestion (meter_batch) that wrote it;
-// meter_value_history holds the versions corrections superseded. A
-// resent equal value writes nothing; an ingestion that writes nothing
-// leaves no batch row either.
+// Meter data (migrations 006 and 009, docs/METERING.md): narrow integer
+// data, not JSON documents. A series (subject, quantity, flow,
+// resolution) gets a small integer id on first use; meter_chunk holds the
+// current versions of its readings, one row per chunk of meterChunkSlots
+// intervals keyed (series_id, chunk_s), each reading in the chunk's blob
+// with its value in milli-units, its version and the ingestion
+// (meter_batch) that wrote it (meterchunk.go); meter_value_history holds
+// the versions corrections superseded, one row each. A resent equal value
+// writes nothing; an ingestion that writes nothing leaves no batch row
+// either.
 //
-// A batch is read (the stored versions of its readings, by index ranges)
-// and then written; on PostgreSQL (Dialect.Arrays) each of the two is one
-// set-based statement over unnest()ed array parameters, on SQLite row by
-// row with prepared statements, which in-process costs microseconds a
-// row.
+// A batch reads the chunks it touches (by key), merges itself into them
+// in memory and writes back the chunks that change; on PostgreSQL
+// (Dialect.Arrays) the read and the write are one set-based statement
+// each over unnest()ed array parameters, on SQLite row by row with
+// prepared statements, which in-process costs microseconds a row.
 
 func subjectColumn(kind string) (string, error) {
 	switch kind {
@@ -231,224 +234,260 @@ func (t *Tx) seriesIDsArrays(ctx context.Context, keys []flexhub.MeterSeriesKey,
 	return nil
 }
 
-// storedValue is the current version of a reading as read before a
-// write.
-type storedValue struct {
-	value, version, batch int64
+// chunkKey names a chunk: its series and its start (Unix s).
+type chunkKey struct{ series, start int64 }
+
+// meterChunk is one chunk a batch touches: the batch's rows in it (sorted
+// by start), what is stored, and what is to be written.
+type meterChunk struct {
+	key    chunkKey
+	res    int64
+	rows   []meterRow
+	stored bool         // the chunk exists
+	rev    int64        // its revision, when stored
+	old    []meterEntry // its readings, when stored
+	merged []meterEntry // its readings after the batch, if it changes
 }
 
-type readingKey struct{ series, start int64 }
+// meterHist is a superseded version, bound for meter_value_history.
+type meterHist struct {
+	series, start int64
+	version       int32
+	value, batch  int64
+}
+
+// pendingBatch marks, in merged chunks, the readings the batch being
+// written stores; its id is known only once the batch row is written.
+const pendingBatch = -1
 
 // putMeter classifies the rows against what is stored — new, unchanged,
-// or a correction — and writes the new and corrected ones. Reading first
-// keeps the write a plain INSERT (no per-row conflict handling), and
-// makes a batch that changes nothing write nothing. A concurrent writer
-// that stored one of the readings in between makes the INSERT fail on
-// the primary key, or the versioned UPDATE miss its row: EConflict, and
-// the caller retries the whole transaction.
+// or a correction — and writes the chunks that change. The chunks are
+// read first, merged with the batch in memory and written back: a new
+// chunk by INSERT, a changed one by an UPDATE that checks the revision
+// read. A concurrent writer that stored a chunk in between makes the
+// INSERT fail on the primary key, or the UPDATE miss its row: EConflict,
+// and the caller retries the whole transaction.
 func (t *Tx) putMeter(ctx context.Context, rows []meterRow, out []flexhub.MeterSeriesPut, receivedAt time.Time, sender, batchID string) error {
-	stored, err := t.storedValues(ctx, rows)
-	if err != nil {
+	var chunks []*meterChunk
+	for i := 0; i < len(rows); {
+		r := rows[i]
+		cs, _ := chunkStart(r.start, r.res)
+		j := i + 1
+		for j < len(rows) && rows[j].series == r.series && rows[j].start < cs+r.res*meterChunkSlots {
+			j++
+		}
+		chunks = append(chunks, &meterChunk{key: chunkKey{r.series, cs}, res: r.res, rows: rows[i:j]})
+		i = j
+	}
+	if err := t.loadChunks(ctx, chunks); err != nil {
 		return err
 	}
-	var fresh, corrected []meterRow
-	var old []storedValue
-	for _, r := range rows {
-		st, ok := stored[readingKey{r.series, r.start}]
-		switch {
-		case !ok:
-			fresh = append(fresh, r)
-			out[r.seriesIdx].Inserted++
-		case st.value == r.value:
-			out[r.seriesIdx].Unchanged++
-		default:
-			corrected = append(corrected, r)
-			old = append(old, st)
-			out[r.seriesIdx].Corrected++
+	var hist []meterHist
+	changed := 0
+	for _, c := range chunks {
+		if c.merge(out, &hist) {
+			changed++
 		}
 	}
-	if len(fresh) == 0 && len(corrected) == 0 {
+	if changed == 0 {
 		return nil
 	}
-	if t.d.Arrays() {
-		return t.writeMeterArrays(ctx, fresh, corrected, old, receivedAt, sender, batchID)
-	}
-	return t.writeMeterRows(ctx, fresh, corrected, old, receivedAt, sender, batchID)
-}
-
-// storedValues reads the stored versions of the readings of rows (sorted
-// by series and start). A series whose batch is dense is read as one
-// index range [first, last]; a sparse one (a few corrections spread over
-// a long time) reading by reading.
-func (t *Tx) storedValues(ctx context.Context, rows []meterRow) (map[readingKey]storedValue, error) {
-	type span struct {
-		series, lo, hi, res int64
-		n                   int
-	}
-	var spans []span
-	for _, r := range rows {
-		if len(spans) == 0 || spans[len(spans)-1].series != r.series {
-			spans = append(spans, span{series: r.series, lo: r.start, hi: r.start, res: r.res})
-		}
-		sp := &spans[len(spans)-1]
-		sp.hi, sp.n = r.start, sp.n+1
-	}
-	var rs, rlo, rhi []int64   // ranges
-	var ks, kst []int64        // single readings
-	sparse := map[int64]bool{} // series read reading by reading
-	for _, sp := range spans {
-		// Dense: the batch holds at least a quarter of the intervals of
-		// its range, or the range is small.
-		if (sp.hi-sp.lo)/sp.res < 4*int64(sp.n)+64 {
-			rs, rlo, rhi = append(rs, sp.series), append(rlo, sp.lo), append(rhi, sp.hi)
-		} else {
-			sparse[sp.series] = true
-		}
-	}
-	for _, r := range rows {
-		if sparse[r.series] {
-			ks, kst = append(ks, r.series), append(kst, r.start)
-		}
-	}
-	out := make(map[readingKey]storedValue)
-	scan := func(q string, args ...any) error {
-		res, err := t.query(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("read stored meter readings: %w", err)
-		}
-		defer res.Close()
-		for res.Next() {
-			var k readingKey
-			var v storedValue
-			if err := res.Scan(&k.series, &k.start, &v.value, &v.version, &v.batch); err != nil {
-				return err
-			}
-			out[k] = v
-		}
-		return res.Err()
-	}
-	const cols = `v.series_id, v.start_s, v.value, v.version, v.batch_id`
-	if t.d.Arrays() {
-		if len(rs) > 0 {
-			if err := scan(`SELECT `+cols+` FROM unnest(?::int[], ?::bigint[], ?::bigint[]) AS r(series_id, lo, hi)
-				CROSS JOIN LATERAL (SELECT * FROM meter_value m WHERE m.series_id = r.series_id AND m.start_s BETWEEN r.lo AND r.hi) v`, rs, rlo, rhi); err != nil {
-				return nil, err
-			}
-		}
-		if len(ks) > 0 {
-			if err := scan(`SELECT `+cols+` FROM unnest(?::int[], ?::bigint[]) AS k(series_id, start_s)
-				CROSS JOIN LATERAL (SELECT * FROM meter_value m WHERE m.series_id = k.series_id AND m.start_s = k.start_s) v`, ks, kst); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
-	for i := range rs {
-		if err := scan(`SELECT `+cols+` FROM meter_value v WHERE v.series_id = ? AND v.start_s BETWEEN ? AND ?`, rs[i], rlo[i], rhi[i]); err != nil {
-			return nil, err
-		}
-	}
-	if len(ks) > 0 {
-		st, err := t.tx.PrepareContext(ctx, t.d.Rebind(`SELECT `+cols+` FROM meter_value v WHERE v.series_id = ? AND v.start_s = ?`))
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		for i := range ks {
-			var v storedValue
-			err := st.QueryRowContext(ctx, ks[i], kst[i]).Scan(new(int64), new(int64), &v.value, &v.version, &v.batch)
-			if err == sql.ErrNoRows {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("read stored meter reading: %w", err)
-			}
-			out[readingKey{ks[i], kst[i]}] = v
-		}
-	}
-	return out, nil
-}
-
-// writeMeterArrays writes a batch in one statement (PostgreSQL): the
-// batch row, a plain INSERT of the new readings, the superseded versions
-// into the history and the versioned UPDATE of the corrected ones, whose
-// count must match.
-func (t *Tx) writeMeterArrays(ctx context.Context, fresh, corrected []meterRow, old []storedValue, receivedAt time.Time, sender, batchID string) error {
-	col := func(rows []meterRow, f func(meterRow) int64) []int64 {
-		out := make([]int64, len(rows))
-		for i, r := range rows {
-			out[i] = f(r)
-		}
-		return out
-	}
-	series, start, value := func(r meterRow) int64 { return r.series }, func(r meterRow) int64 { return r.start }, func(r meterRow) int64 { return r.value }
-	oldVal, oldVer, oldBatch := make([]int64, len(old)), make([]int64, len(old)), make([]int64, len(old))
-	for i, o := range old {
-		oldVal[i], oldVer[i], oldBatch[i] = o.value, o.version, o.batch
-	}
-	const q = `WITH b AS (
-    INSERT INTO meter_batch (audit_id, sender, received_at) VALUES (?::text, ?::text, ?::bigint) RETURNING id
-), ins AS (
-    INSERT INTO meter_value (series_id, start_s, value, version, batch_id)
-    SELECT i.series_id, i.start_s, i.value, 1, b.id FROM unnest(?::int[], ?::bigint[], ?::bigint[]) AS i(series_id, start_s, value) CROSS JOIN b
-), c AS (
-    SELECT * FROM unnest(?::int[], ?::bigint[], ?::bigint[], ?::bigint[], ?::int[], ?::bigint[]) AS c(series_id, start_s, value, old_value, old_version, old_batch)
-), hist AS (
-    INSERT INTO meter_value_history (series_id, start_s, version, value, batch_id, superseded_at)
-    SELECT series_id, start_s, old_version, old_value, old_batch, ?::bigint FROM c
-), upd AS (
-    UPDATE meter_value m SET value = c.value, version = c.old_version + 1, batch_id = b.id
-    FROM c CROSS JOIN b
-    WHERE m.series_id = c.series_id AND m.start_s = c.start_s AND m.version = c.old_version
-    RETURNING 1
-)
-SELECT count(*) FROM upd`
-	var n int
-	err := t.queryRow(ctx, q, batchID, sender, micros(receivedAt),
-		col(fresh, series), col(fresh, start), col(fresh, value),
-		col(corrected, series), col(corrected, start), col(corrected, value), oldVal, oldVer, oldBatch,
-		micros(receivedAt)).Scan(&n)
-	if err != nil {
-		return fmt.Errorf("store meter readings: %w", err)
-	}
-	if n != len(corrected) {
-		return flexhub.Errorf(flexhub.EConflict, "a concurrent ingestion corrected the same readings; retry")
-	}
-	return nil
-}
-
-// writeMeterRows writes a batch row by row (SQLite: one writer, so
-// nothing changed since storedValues read).
-func (t *Tx) writeMeterRows(ctx context.Context, fresh, corrected []meterRow, old []storedValue, receivedAt time.Time, sender, batchID string) error {
 	var batch int64
 	if err := t.queryRow(ctx, `INSERT INTO meter_batch (audit_id, sender, received_at) VALUES (?, ?, ?) RETURNING id`, batchID, sender, micros(receivedAt)).Scan(&batch); err != nil {
 		return fmt.Errorf("store meter batch: %w", err)
 	}
-	if len(fresh) > 0 {
-		ins, err := t.tx.PrepareContext(ctx, t.d.Rebind(`INSERT INTO meter_value (series_id, start_s, value, version, batch_id) VALUES (?, ?, ?, 1, ?)`))
-		if err != nil {
-			return err
+	if t.d.Arrays() {
+		return t.writeChunksArrays(ctx, chunks, hist, batch, receivedAt)
+	}
+	return t.writeChunksRows(ctx, chunks, hist, batch, receivedAt)
+}
+
+// merge merges the chunk's rows into its stored readings, counting each
+// row as inserted, unchanged or corrected in out and collecting the
+// superseded versions; it reports whether the chunk changes.
+func (c *meterChunk) merge(out []flexhub.MeterSeriesPut, hist *[]meterHist) bool {
+	merged := make([]meterEntry, 0, len(c.old)+len(c.rows))
+	changed := false
+	i := 0
+	for _, r := range c.rows {
+		slot := int32((r.start - c.key.start) / c.res)
+		for i < len(c.old) && c.old[i].slot < slot {
+			merged = append(merged, c.old[i])
+			i++
 		}
-		defer ins.Close()
-		for _, r := range fresh {
-			if _, err := ins.ExecContext(ctx, r.series, r.start, r.value, batch); err != nil {
-				return fmt.Errorf("store meter reading: %w", err)
-			}
+		switch {
+		case i < len(c.old) && c.old[i].slot == slot && c.old[i].value == r.value:
+			merged = append(merged, c.old[i])
+			i++
+			out[r.seriesIdx].Unchanged++
+		case i < len(c.old) && c.old[i].slot == slot:
+			o := c.old[i]
+			*hist = append(*hist, meterHist{series: c.key.series, start: r.start, version: o.version, value: o.value, batch: o.batch})
+			merged = append(merged, meterEntry{slot: slot, version: o.version + 1, value: r.value, batch: pendingBatch})
+			i++
+			out[r.seriesIdx].Corrected++
+			changed = true
+		default:
+			merged = append(merged, meterEntry{slot: slot, version: 1, value: r.value, batch: pendingBatch})
+			out[r.seriesIdx].Inserted++
+			changed = true
 		}
 	}
-	for i, r := range corrected {
-		o := old[i]
-		if _, err := t.exec(ctx, `INSERT INTO meter_value_history (series_id, start_s, version, value, batch_id, superseded_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			r.series, r.start, o.version, o.value, o.batch, micros(receivedAt)); err != nil {
-			return fmt.Errorf("keep superseded meter reading: %w", err)
+	merged = append(merged, c.old[i:]...)
+	if changed {
+		c.merged = merged
+	}
+	return changed
+}
+
+// data encodes the merged chunk, the batch's readings with its id.
+func (c *meterChunk) data(batch int64) []byte {
+	for i := range c.merged {
+		if c.merged[i].batch == pendingBatch {
+			c.merged[i].batch = batch
 		}
-		res, err := t.exec(ctx, `UPDATE meter_value SET value = ?, version = ?, batch_id = ? WHERE series_id = ? AND start_s = ? AND version = ?`,
-			r.value, o.version+1, batch, r.series, r.start, o.version)
+	}
+	return encodeChunk(make([]byte, 0, 16+4*len(c.merged)), c.merged)
+}
+
+// loadChunks reads the stored chunks of chunks (sorted by series and
+// start), each by its key.
+func (t *Tx) loadChunks(ctx context.Context, chunks []*meterChunk) error {
+	byKey := make(map[chunkKey]*meterChunk, len(chunks))
+	for _, c := range chunks {
+		byKey[c.key] = c
+	}
+	load := func(k chunkKey, rev int64, data []byte) error {
+		c := byKey[k]
+		if c == nil {
+			return fmt.Errorf("read meter chunks: unexpected chunk %v", k)
+		}
+		old, err := decodeChunk(nil, data)
 		if err != nil {
-			return fmt.Errorf("correct meter reading: %w", err)
+			return fmt.Errorf("meter chunk of series %d at %d: %w", k.series, k.start, err)
+		}
+		c.stored, c.rev, c.old = true, rev, old
+		return nil
+	}
+	if t.d.Arrays() {
+		ks, kst := make([]int64, len(chunks)), make([]int64, len(chunks))
+		for i, c := range chunks {
+			ks[i], kst[i] = c.key.series, c.key.start
+		}
+		rows, err := t.query(ctx, `SELECT c.series_id, c.chunk_s, c.rev, c.data FROM unnest(?::int[], ?::bigint[]) AS k(series_id, chunk_s)
+			JOIN meter_chunk c ON c.series_id = k.series_id AND c.chunk_s = k.chunk_s`, ks, kst)
+		if err != nil {
+			return fmt.Errorf("read meter chunks: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k chunkKey
+			var rev int64
+			var data []byte
+			if err := rows.Scan(&k.series, &k.start, &rev, &data); err != nil {
+				return err
+			}
+			if err := load(k, rev, data); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	st, err := t.tx.PrepareContext(ctx, t.d.Rebind(`SELECT rev, data FROM meter_chunk WHERE series_id = ? AND chunk_s = ?`))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, c := range chunks {
+		var rev int64
+		var data []byte
+		err := st.QueryRowContext(ctx, c.key.series, c.key.start).Scan(&rev, &data)
+		if err == sql.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read meter chunk: %w", err)
+		}
+		if err := load(c.key, rev, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeChunksArrays writes the changed chunks and the superseded
+// versions in one statement (PostgreSQL): a plain INSERT of the new
+// chunks, an UPDATE of the changed ones that checks their revision (the
+// count must match), the history rows.
+func (t *Tx) writeChunksArrays(ctx context.Context, chunks []*meterChunk, hist []meterHist, batch int64, receivedAt time.Time) error {
+	var is, ist, us, ust, urev []int64
+	var idata, udata [][]byte
+	for _, c := range chunks {
+		if c.merged == nil {
+			continue
+		}
+		if c.stored {
+			us, ust, urev, udata = append(us, c.key.series), append(ust, c.key.start), append(urev, c.rev), append(udata, c.data(batch))
+		} else {
+			is, ist, idata = append(is, c.key.series), append(ist, c.key.start), append(idata, c.data(batch))
+		}
+	}
+	hs, hst, hver, hval, hb := make([]int64, len(hist)), make([]int64, len(hist)), make([]int64, len(hist)), make([]int64, len(hist)), make([]int64, len(hist))
+	for i, h := range hist {
+		hs[i], hst[i], hver[i], hval[i], hb[i] = h.series, h.start, int64(h.version), h.value, h.batch
+	}
+	const q = `WITH ins AS (
+    INSERT INTO meter_chunk (series_id, rev, chunk_s, data)
+    SELECT i.series_id, 1, i.chunk_s, i.data FROM unnest(?::int[], ?::bigint[], ?::bytea[]) AS i(series_id, chunk_s, data)
+), upd AS (
+    UPDATE meter_chunk c SET rev = u.rev + 1, data = u.data
+    FROM unnest(?::int[], ?::bigint[], ?::int[], ?::bytea[]) AS u(series_id, chunk_s, rev, data)
+    WHERE c.series_id = u.series_id AND c.chunk_s = u.chunk_s AND c.rev = u.rev
+    RETURNING 1
+), hist AS (
+    INSERT INTO meter_value_history (series_id, start_s, version, value, batch_id, superseded_at)
+    SELECT h.series_id, h.start_s, h.version, h.value, h.batch_id, ?::bigint
+    FROM unnest(?::int[], ?::bigint[], ?::int[], ?::bigint[], ?::bigint[]) AS h(series_id, start_s, version, value, batch_id)
+)
+SELECT count(*) FROM upd`
+	var n int
+	err := t.queryRow(ctx, q, is, ist, idata, us, ust, urev, udata, micros(receivedAt), hs, hst, hver, hval, hb).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("store meter readings: %w", err)
+	}
+	if n != len(us) {
+		return flexhub.Errorf(flexhub.EConflict, "a concurrent ingestion wrote the same readings; retry")
+	}
+	return nil
+}
+
+// writeChunksRows writes the changed chunks and the superseded versions
+// row by row (SQLite: one writer, so nothing changed since loadChunks
+// read; the revision is checked all the same).
+func (t *Tx) writeChunksRows(ctx context.Context, chunks []*meterChunk, hist []meterHist, batch int64, receivedAt time.Time) error {
+	for _, c := range chunks {
+		if c.merged == nil {
+			continue
+		}
+		if !c.stored {
+			if _, err := t.exec(ctx, `INSERT INTO meter_chunk (series_id, rev, chunk_s, data) VALUES (?, 1, ?, ?)`, c.key.series, c.key.start, c.data(batch)); err != nil {
+				return fmt.Errorf("store meter chunk: %w", err)
+			}
+			continue
+		}
+		res, err := t.exec(ctx, `UPDATE meter_chunk SET rev = ?, data = ? WHERE series_id = ? AND chunk_s = ? AND rev = ?`,
+			c.rev+1, c.data(batch), c.key.series, c.key.start, c.rev)
+		if err != nil {
+			return fmt.Errorf("store meter chunk: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return flexhub.Errorf(flexhub.EConflict, "a concurrent ingestion corrected the same readings; retry")
+			return flexhub.Errorf(flexhub.EConflict, "a concurrent ingestion wrote the same readings; retry")
+		}
+	}
+	for _, h := range hist {
+		if _, err := t.exec(ctx, `INSERT INTO meter_value_history (series_id, start_s, version, value, batch_id, superseded_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			h.series, h.start, h.version, h.value, h.batch, micros(receivedAt)); err != nil {
+			return fmt.Errorf("keep superseded meter reading: %w", err)
 		}
 	}
 	return nil
@@ -469,24 +508,110 @@ func (t *Tx) MeterReadings(ctx context.Context, key flexhub.MeterSeriesKey, from
 	if err != nil || id == 0 {
 		return nil, err
 	}
-	rows, err := t.query(ctx, `SELECT v.start_s, v.value, v.version, b.received_at, b.sender, b.audit_id
-		FROM meter_value v JOIN meter_batch b ON b.id = v.batch_id
-		WHERE v.series_id = ? AND v.start_s >= ? AND v.start_s < ? ORDER BY v.start_s`, id, ceilSecond(from), ceilSecond(to))
+	res := resolutionSeconds(key.Resolution)
+	lo, hi := ceilSecond(from), ceilSecond(to)
+	if hi <= lo {
+		return nil, nil
+	}
+	first, _ := chunkStart(lo, res)
+	rows, err := t.query(ctx, `SELECT chunk_s, data FROM meter_chunk WHERE series_id = ? AND chunk_s >= ? AND chunk_s < ? ORDER BY chunk_s`, id, first, hi)
 	if err != nil {
 		return nil, fmt.Errorf("read meter readings: %w", err)
 	}
 	defer rows.Close()
 	var out []flexhub.MeterRecord
+	var entries []meterEntry
+	var batches []int64
 	for rows.Next() {
-		var r flexhub.MeterRecord
-		var start, recv int64
-		if err := rows.Scan(&start, &r.Value, &r.Version, &recv, &r.Sender, &r.BatchID); err != nil {
+		var cs int64
+		var data []byte
+		if err := rows.Scan(&cs, &data); err != nil {
 			return nil, err
 		}
-		r.Start, r.ReceivedAt = time.Unix(start, 0).UTC(), fromMicros(recv)
-		out = append(out, r)
+		if entries, err = decodeChunk(entries[:0], data); err != nil {
+			return nil, fmt.Errorf("meter chunk of series %d at %d: %w", id, cs, err)
+		}
+		for _, e := range entries {
+			start := cs + int64(e.slot)*res
+			if start < lo || start >= hi {
+				continue
+			}
+			out = append(out, flexhub.MeterRecord{Start: time.Unix(start, 0).UTC(), Value: e.value, Version: int64(e.version)})
+			batches = append(batches, e.batch)
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	info, err := t.meterBatches(ctx, batches)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		b, ok := info[batches[i]]
+		if !ok {
+			return nil, fmt.Errorf("meter reading at %s: batch %d not found", out[i].Start.Format(time.RFC3339), batches[i])
+		}
+		out[i].ReceivedAt, out[i].Sender, out[i].BatchID = b.receivedAt, b.sender, b.auditID
+	}
+	return out, nil
+}
+
+type meterBatchInfo struct {
+	receivedAt      time.Time
+	sender, auditID string
+}
+
+// meterBatches reads the batches of ids (repeated ids are read once).
+func (t *Tx) meterBatches(ctx context.Context, ids []int64) (map[int64]meterBatchInfo, error) {
+	seen := map[int64]bool{}
+	var uniq []int64
+	for i, id := range ids {
+		if (i == 0 || id != ids[i-1]) && !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	out := make(map[int64]meterBatchInfo, len(uniq))
+	scan := func(q string, args ...any) error {
+		rows, err := t.query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("read meter batches: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, recv int64
+			var b meterBatchInfo
+			if err := rows.Scan(&id, &recv, &b.sender, &b.auditID); err != nil {
+				return err
+			}
+			b.receivedAt = fromMicros(recv)
+			out[id] = b
+		}
+		return rows.Err()
+	}
+	const cols = `SELECT id, received_at, sender, audit_id FROM meter_batch WHERE id `
+	if t.d.Arrays() {
+		if len(uniq) > 0 {
+			if err := scan(cols+`= ANY(?::bigint[])`, uniq); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	for len(uniq) > 0 {
+		part := uniq[:min(len(uniq), 500)]
+		uniq = uniq[len(part):]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		if err := scan(cols+`IN (?`+strings.Repeat(`, ?`, len(part)-1)+`)`, args...); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // ceilSecond is the first whole second at or after t.
@@ -504,34 +629,36 @@ func (t *Tx) MeterReadingVersions(ctx context.Context, key flexhub.MeterSeriesKe
 	if err != nil || id == 0 {
 		return nil, err
 	}
+	at := start.Unix()
 	rows, err := t.query(ctx, `SELECT h.version, h.value, b.received_at, b.sender, b.audit_id, h.superseded_at
 		FROM meter_value_history h JOIN meter_batch b ON b.id = h.batch_id
 		WHERE h.series_id = ? AND h.start_s = ?
-		UNION ALL
-		SELECT v.version, v.value, b.received_at, b.sender, b.audit_id, NULL
-		FROM meter_value v JOIN meter_batch b ON b.id = v.batch_id
-		WHERE v.series_id = ? AND v.start_s = ?
-		ORDER BY 1`, id, start.Unix(), id, start.Unix())
+		ORDER BY h.version`, id, at)
 	if err != nil {
 		return nil, fmt.Errorf("read meter reading versions: %w", err)
 	}
 	defer rows.Close()
 	var out []flexhub.MeterRecord
 	for rows.Next() {
-		r := flexhub.MeterRecord{Start: time.Unix(start.Unix(), 0).UTC()}
-		var recv int64
-		var sup sql.NullInt64
+		r := flexhub.MeterRecord{Start: time.Unix(at, 0).UTC()}
+		var recv, sup int64
 		if err := rows.Scan(&r.Version, &r.Value, &recv, &r.Sender, &r.BatchID, &sup); err != nil {
 			return nil, err
 		}
-		r.ReceivedAt = fromMicros(recv)
-		if sup.Valid {
-			at := fromMicros(sup.Int64)
-			r.SupersededAt = &at
-		}
+		superseded := fromMicros(sup)
+		r.ReceivedAt, r.SupersededAt = fromMicros(recv), &superseded
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// The current version, from its chunk.
+	cur, err := t.MeterReadings(ctx, key, time.Unix(at, 0), time.Unix(at+1, 0))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, cur...), nil
 }
 
 // ListMeterSeries implements flexhub.Tx.

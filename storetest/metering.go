@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -250,4 +251,191 @@ func (s *suite) testMetering(t *testing.T) {
 		}
 		seen[v.Value] = true
 	}
+
+	t.Run("Chunks", s.testMeterChunks)
+}
+
+// testMeterChunks: the layout stores a series in chunks of intervals;
+// readings across chunk boundaries, sparse writes and corrections inside
+// a chunk, several batches per chunk, series of other resolutions beside
+// each other, zero values and readings before 1970 read back exactly,
+// and absent readings stay absent.
+func (s *suite) testMeterChunks(t *testing.T) {
+	st, ws := s.seed(t, 1)
+	w := ws[0]
+	key := func(q string, res time.Duration) flexhub.MeterSeriesKey {
+		return flexhub.MeterSeriesKey{SubjectKind: flexhub.MeterSubjectResource, SubjectID: w.Unit.ID, Quantity: q, Flow: flexhub.FlowExport, Resolution: res}
+	}
+	sec, five, fifteen := key(flexhub.QuantityActivePower, time.Second), key(flexhub.QuantityActivePower, 5*time.Second), key(flexhub.QuantityActivePower, 15*time.Minute)
+	put := func(vs []flexhub.MeterValue, at time.Time, batch string) []flexhub.MeterSeriesPut {
+		t.Helper()
+		var out []flexhub.MeterSeriesPut
+		update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.PutMeterReadings(ctx, vs, at, w.FSP.ID, batch)
+			return err
+		})
+		return out
+	}
+	read := func(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
+		t.Helper()
+		var out []flexhub.MeterRecord
+		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.MeterReadings(ctx, k, from, to)
+			return err
+		})
+		return out
+	}
+	versions := func(k flexhub.MeterSeriesKey, start time.Time) []flexhub.MeterRecord {
+		t.Helper()
+		var out []flexhub.MeterRecord
+		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+			var err error
+			out, err = tx.MeterReadingVersions(ctx, k, start)
+			return err
+		})
+		return out
+	}
+	// want checks that a read returns exactly the readings of exp, in
+	// order of start.
+	type reading struct {
+		start          time.Time
+		value, version int64
+		batch          string
+	}
+	want := func(what string, got []flexhub.MeterRecord, exp []reading) {
+		t.Helper()
+		if len(got) != len(exp) {
+			t.Errorf("%s: %d readings, want %d", what, len(got), len(exp))
+			return
+		}
+		for i, e := range exp {
+			g := got[i]
+			if !g.Start.Equal(e.start) || g.Value != e.value || g.Version != e.version || g.BatchID != e.batch || g.Sender != w.FSP.ID {
+				t.Errorf("%s: reading %d is %+v, want %+v", what, i, g, e)
+				return
+			}
+		}
+	}
+	at := func(k flexhub.MeterSeriesKey, t0 time.Time, i int) time.Time {
+		return t0.Add(time.Duration(i) * k.Resolution)
+	}
+	value := func(i int) int64 { return int64(1_000_000 + i%700*1000 + i) }
+
+	// 1 s data over several chunks (whatever their size, a boundary
+	// falls on every quarter hour), from 10 s before a quarter hour to
+	// 10 s after the next, with a gap of 5 s on the first and one of 3 s
+	// between them.
+	t0 := base.Add(-48 * time.Hour) // on a quarter hour
+	var vs []flexhub.MeterValue
+	var exp []reading
+	for i := 890; i < 1810; i++ {
+		if (i >= 898 && i < 903) || (i >= 1200 && i < 1203) {
+			continue
+		}
+		vs = append(vs, flexhub.MeterValue{Series: sec, Start: at(sec, t0, i), Value: value(i)})
+		exp = append(exp, reading{at(sec, t0, i), value(i), 1, "chunks-a"})
+	}
+	got := put(vs, base.Add(time.Minute), "chunks-a")
+	if got[0].Inserted != len(vs) || got[0].Unchanged != 0 || got[0].Corrected != 0 {
+		t.Fatalf("across chunks: %+v", got[0])
+	}
+	want("all of it", read(sec, t0, t0.Add(time.Hour)), exp)
+	want("across the first boundary, with its gap", read(sec, at(sec, t0, 895), at(sec, t0, 906)), append(append([]reading{}, exp[5:8]...), exp[8:11]...))
+	want("across the second boundary", read(sec, at(sec, t0, 1795), at(sec, t0, 1805)), exp[len(exp)-15:len(exp)-5])
+	want("the gap inside", read(sec, at(sec, t0, 1200), at(sec, t0, 1203)), nil)
+	want("a range ending on a boundary", read(sec, at(sec, t0, 899), at(sec, t0, 900)), nil)
+	// A resend across the chunks changes nothing.
+	if got := put(vs, base.Add(2*time.Minute), "chunks-resend"); got[0].Unchanged != len(vs) || got[0].Inserted+got[0].Corrected != 0 {
+		t.Errorf("resend across chunks: %+v", got[0])
+	}
+
+	// Late data into the gaps and a correction inside a chunk, in one
+	// batch: only those readings change; their neighbours keep version
+	// and batch.
+	got = put([]flexhub.MeterValue{
+		{Series: sec, Start: at(sec, t0, 1201), Value: 0}, // a zero is a reading, not a gap
+		{Series: sec, Start: at(sec, t0, 900), Value: 7},
+		{Series: sec, Start: at(sec, t0, 1300), Value: 42}, // correction
+		{Series: sec, Start: at(sec, t0, 1301), Value: value(1301)},
+	}, base.Add(3*time.Minute), "chunks-b")
+	if got[0].Inserted != 2 || got[0].Corrected != 1 || got[0].Unchanged != 1 {
+		t.Errorf("late data and a correction: %+v", got[0])
+	}
+	want("the filled gap and its neighbours", read(sec, at(sec, t0, 1199), at(sec, t0, 1204)), []reading{
+		{at(sec, t0, 1199), value(1199), 1, "chunks-a"}, {at(sec, t0, 1201), 0, 1, "chunks-b"}, {at(sec, t0, 1203), value(1203), 1, "chunks-a"}})
+	want("the corrected reading and its neighbours", read(sec, at(sec, t0, 1299), at(sec, t0, 1302)), []reading{
+		{at(sec, t0, 1299), value(1299), 1, "chunks-a"}, {at(sec, t0, 1300), 42, 2, "chunks-b"}, {at(sec, t0, 1301), value(1301), 1, "chunks-a"}})
+	want("the boundary after late data", read(sec, at(sec, t0, 897), at(sec, t0, 904)), []reading{
+		{at(sec, t0, 897), value(897), 1, "chunks-a"}, {at(sec, t0, 900), 7, 1, "chunks-b"}, {at(sec, t0, 903), value(903), 1, "chunks-a"}})
+	if vs := versions(sec, at(sec, t0, 1300)); len(vs) != 2 || vs[0].Value != value(1300) || vs[0].BatchID != "chunks-a" || vs[1].Value != 42 || vs[1].Version != 2 {
+		t.Errorf("versions of the reading corrected inside a chunk: %+v", vs)
+	}
+	if n := len(read(sec, t0, t0.Add(time.Hour))); n != len(exp)+2 {
+		t.Errorf("%d readings after late data, want %d", n, len(exp)+2)
+	}
+
+	// Sparse writes into one chunk (the first minute of a quarter hour),
+	// one batch each, as streamed data arrives: each reading keeps its own
+	// batch and time received.
+	t1 := t0.Add(6 * time.Hour)
+	var sparse []reading
+	for n, i := range []int{30, 0, 59, 31, 17, 29} {
+		b := fmt.Sprintf("chunks-sparse-%d", n)
+		put([]flexhub.MeterValue{{Series: sec, Start: at(sec, t1, i), Value: int64(i)}}, base.Add(time.Duration(10+n)*time.Minute), b)
+		sparse = append(sparse, reading{at(sec, t1, i), int64(i), 1, b})
+	}
+	slices.SortFunc(sparse, func(a, b reading) int { return a.start.Compare(b.start) })
+	got2 := read(sec, t1, t1.Add(15*time.Minute))
+	want("sparse writes into one chunk", got2, sparse)
+	for _, r := range got2 {
+		var n int
+		fmt.Sscanf(r.BatchID, "chunks-sparse-%d", &n)
+		if !r.ReceivedAt.Equal(base.Add(time.Duration(10+n) * time.Minute)) {
+			t.Errorf("reading at %v: received %v, the time of another batch", r.Start, r.ReceivedAt)
+		}
+	}
+
+	// Other resolutions of the same quantity beside the 1 s series: 5 s
+	// and 15 min (here across a boundary of its chunks of 300 intervals:
+	// 3 1/8 days); each series reads back its own readings only.
+	var fiveExp, fifteenExp []reading
+	vs = nil
+	for i := range 1000 {
+		vs = append(vs, flexhub.MeterValue{Series: five, Start: at(five, t0, i), Value: int64(5000 + i)})
+		fiveExp = append(fiveExp, reading{at(five, t0, i), int64(5000 + i), 1, "chunks-res"})
+	}
+	const span15 = 300 * 15 * 60 // s
+	b15 := time.Unix((t0.Unix()/span15+1)*span15, 0).UTC()
+	for i := -5; i < 5; i++ {
+		vs = append(vs, flexhub.MeterValue{Series: fifteen, Start: at(fifteen, b15, i), Value: int64(15_000 + i)})
+		fifteenExp = append(fifteenExp, reading{at(fifteen, b15, i), int64(15_000 + i), 1, "chunks-res"})
+	}
+	if got := put(vs, base.Add(time.Hour), "chunks-res"); len(got) != 2 || got[0].Inserted != 1000 || got[1].Inserted != 10 {
+		t.Errorf("mixed resolutions: %+v", got)
+	}
+	want("5 s series", read(five, t0, t0.Add(2*time.Hour)), fiveExp)
+	want("15 min series across its chunk boundary", read(fifteen, b15.Add(-2*time.Hour), b15.Add(2*time.Hour)), fifteenExp)
+	want("15 min series, the half after the boundary", read(fifteen, b15, b15.Add(2*time.Hour)), fifteenExp[5:])
+	if n := len(read(sec, t0, t0.Add(time.Hour))); n != len(exp)+2 {
+		t.Errorf("the 1 s series has %d readings after writes to the other resolutions, want %d", n, len(exp)+2)
+	}
+
+	// Readings before 1970 (late data has no lower bound): chunks start
+	// before the epoch too. And the largest value a reading may hold.
+	epoch := time.Unix(0, 0).UTC()
+	var early []reading
+	vs = nil
+	for i := -3; i < 2; i++ {
+		v := int64(i + 3)
+		if i == 1 {
+			v = 10_000_000_000_000_000
+		}
+		vs = append(vs, flexhub.MeterValue{Series: sec, Start: at(sec, epoch, i), Value: v})
+		early = append(early, reading{at(sec, epoch, i), v, 1, "chunks-epoch"})
+	}
+	put(vs, base.Add(2*time.Hour), "chunks-epoch")
+	want("around the epoch", read(sec, epoch.Add(-time.Hour), epoch.Add(time.Hour)), early)
+	want("just before the epoch", read(sec, epoch.Add(-2*time.Second), epoch), early[1:3])
 }
