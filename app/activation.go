@@ -46,7 +46,7 @@ func (s *Service) CreateActivationOrder(ctx context.Context, spec flexhub.Activa
 	c, err := create(ctx, s, by, key, flexhub.KindActivationOrder, snapshot(spec),
 		func(tx flexhub.Tx, id string) (*flexhub.ActivationOrder, error) { return tx.ActivationOrder(ctx, id) },
 		func(tx flexhub.Tx) (*flexhub.ActivationOrder, string, error) {
-			o, err := s.createOrderTx(ctx, tx, by, &spec, "")
+			o, err := s.createOrderTx(ctx, tx, by, &spec, "", nil)
 			if err != nil {
 				return nil, "", err
 			}
@@ -87,8 +87,9 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 		},
 		func(tx flexhub.Tx) (*OrderBatch, string, error) {
 			b := &OrderBatch{ID: flexhub.NewID()}
+			bc := &orderBatchTx{products: map[string]*flexhub.Product{}}
 			for i := range specs {
-				o, err := s.createOrderTx(ctx, tx, by, &specs[i], b.ID)
+				o, err := s.createOrderTx(ctx, tx, by, &specs[i], b.ID, bc)
 				if err != nil {
 					var fe *flexhub.Error
 					if errors.As(err, &fe) {
@@ -103,6 +104,11 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 				}
 				b.Orders = append(b.Orders, o)
 			}
+			// The webhook events of the whole batch at once: each party's
+			// endpoints are read once, not once per order.
+			if err := s.EmitEvents(ctx, tx, bc.events); err != nil {
+				return nil, "", err
+			}
 			return b, b.ID, nil
 		})
 	if err == nil && !c.Replayed {
@@ -111,10 +117,35 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 	return c, err
 }
 
-// createOrderTx validates, stores, audits and announces one order.
-func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec, batch string) (*flexhub.ActivationOrder, error) {
+// orderBatchTx is what the orders of one batch share inside its
+// transaction: the products read so far and the webhook events, emitted
+// together at the end.
+type orderBatchTx struct {
+	products map[string]*flexhub.Product
+	events   []Event
+}
+
+// product reads a product once per batch (nil bc: every time).
+func (bc *orderBatchTx) product(ctx context.Context, tx flexhub.Tx, id string) (*flexhub.Product, error) {
+	if bc == nil {
+		return tx.Product(ctx, id)
+	}
+	if p, ok := bc.products[id]; ok {
+		return p, nil
+	}
+	p, err := tx.Product(ctx, id)
+	if err == nil {
+		bc.products[id] = p
+	}
+	return p, err
+}
+
+// createOrderTx validates, stores, audits and announces one order; in a
+// batch (bc not nil) its webhook event is left in bc for the batch to
+// emit.
+func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec, batch string, bc *orderBatchTx) (*flexhub.ActivationOrder, error) {
 	spec.ObligationID, spec.ResourceID, spec.ProductID, spec.EndsOrderID = strings.TrimSpace(spec.ObligationID), strings.TrimSpace(spec.ResourceID), strings.TrimSpace(spec.ProductID), strings.TrimSpace(spec.EndsOrderID)
-	o, err := s.buildOrder(ctx, tx, by, spec)
+	o, err := s.buildOrder(ctx, tx, by, spec, bc)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +161,9 @@ func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.
 	if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
 		return nil, err
 	}
-	if err := s.emitEvent(ctx, tx, o.FSPID, flexhub.EventActivationOrder, o.ID+".created", o); err != nil {
+	if bc != nil {
+		bc.events = append(bc.events, Event{PartyID: o.FSPID, Type: flexhub.EventActivationOrder, ID: o.ID + ".created", Payload: o})
+	} else if err := s.emitEvent(ctx, tx, o.FSPID, flexhub.EventActivationOrder, o.ID+".created", o); err != nil {
 		return nil, err
 	}
 	if o.Type == flexhub.OrderEnd {
@@ -152,7 +185,7 @@ func (s *Service) KickActivation() {
 
 // buildOrder checks the spec against the obligation (or the product and
 // resource) and returns the new order.
-func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec) (*flexhub.ActivationOrder, error) {
+func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec, bc *orderBatchTx) (*flexhub.ActivationOrder, error) {
 	now := s.now()
 	o := &flexhub.ActivationOrder{ID: flexhub.NewID(), Type: spec.Type, SystemOperatorID: by.ID, Reason: spec.Reason,
 		Status: flexhub.OrderCreated, CreatedAt: now, UpdatedAt: now}
@@ -183,7 +216,7 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 		o.FSPID, o.ResourceID, o.ProductID, o.ObligationID, o.Direction, o.Unit = t.FSPID, t.ResourceID, t.ProductID, t.ObligationID, t.Direction, t.Unit
 		o.EndsOrderID = t.ID
 		o.Setpoints = []flexhub.Setpoint{{Start: at, End: t.Last(), Quantity: 0}}
-		p, err := tx.Product(ctx, t.ProductID)
+		p, err := bc.product(ctx, tx, t.ProductID)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +239,7 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 				return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.obligation", f[0], "%s comes from obligation %s; leave it out", f[0], obl.ID)
 			}
 		}
-		product, err = tx.Product(ctx, obl.ProductID)
+		product, err = bc.product(ctx, tx, obl.ProductID)
 		if err != nil {
 			return nil, err
 		}
@@ -215,7 +248,7 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 		if spec.ProductID == "" || spec.ResourceID == "" || spec.Direction == "" {
 			return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.obligation", "obligation_id", "name the obligation to activate; only automatic-activation products and limitation orders take product_id, resource_id and direction instead")
 		}
-		p, err := tx.Product(ctx, spec.ProductID)
+		p, err := bc.product(ctx, tx, spec.ProductID)
 		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
 			return nil, err
 		}
@@ -456,7 +489,7 @@ func (s *Service) ReportActivationOrder(ctx context.Context, id string, rep flex
 	var out *flexhub.ActivationOrder
 	err = s.store.Update(ctx, func(tx flexhub.Tx) error {
 		var err error
-		out, err = s.reportTx(ctx, tx, by, id, rep, channel)
+		out, err = s.reportTx(ctx, tx, by, id, rep, channel, nil)
 		return err
 	})
 	return out, err
@@ -478,6 +511,7 @@ type OrderReport struct {
 // which case nothing was stored.
 func (s *Service) ReportActivationOrders(ctx context.Context, reps []OrderReport) error {
 	return s.store.Update(ctx, func(tx flexhub.Tx) error {
+		var events []Event
 		for i := range reps {
 			r := &reps[i]
 			r.Err = nil
@@ -489,14 +523,16 @@ func (s *Service) ReportActivationOrders(ctx context.Context, reps []OrderReport
 				r.Err = err
 				continue
 			}
-			if _, err := s.reportTx(ctx, tx, r.By, r.Report.OrderID, r.Report, r.Channel); err != nil {
+			if _, err := s.reportTx(ctx, tx, r.By, r.Report.OrderID, r.Report, r.Channel, &events); err != nil {
 				if flexhub.ErrorKind(err) == flexhub.EInternal || flexhub.ErrorKind(err) == "" {
 					return err
 				}
 				r.Err = err
 			}
 		}
-		return nil
+		// The webhook events of the batch together (each party's
+		// endpoints read once).
+		return s.EmitEvents(ctx, tx, events)
 	})
 }
 
@@ -513,8 +549,10 @@ func checkReport(rep flexhub.ActivationOrderReport) error {
 }
 
 // reportTx applies one report inside tx. Domain refusals are returned
-// before anything is written, so the transaction stays usable.
-func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id string, rep flexhub.ActivationOrderReport, channel string) (*flexhub.ActivationOrder, error) {
+// before anything is written, so the transaction stays usable. With
+// events not nil, the webhook event is appended there for the caller to
+// emit (a batch of reports); else it is emitted at once.
+func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id string, rep flexhub.ActivationOrderReport, channel string, events *[]Event) (*flexhub.ActivationOrder, error) {
 	if id == "" {
 		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.report", "order_id", "name the order the report is about")
 	}
@@ -542,7 +580,12 @@ func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
 		return nil, err
 	}
-	if err := s.emitEvent(ctx, tx, o.SystemOperatorID, flexhub.EventActivationStatus, fmt.Sprintf("%s.%d", o.ID, o.Version), o); err != nil {
+	ev := Event{PartyID: o.SystemOperatorID, Type: flexhub.EventActivationStatus, ID: fmt.Sprintf("%s.%d", o.ID, o.Version), Payload: o}
+	if events != nil {
+		*events = append(*events, ev)
+		return o, nil
+	}
+	if err := s.EmitEvents(ctx, tx, []Event{ev}); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -560,17 +603,38 @@ func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 // send and its record sends the order again with the same id, which
 // receivers deduplicate.
 func (s *Service) SweepActivationOrders(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, full, err := s.sweepPage(ctx)
+		total += n
+		// A full page that changed something: more are due (a batch of
+		// 10,000 orders is five pages), so go on at once rather than at
+		// the next tick.
+		if err != nil || !full || n == 0 || ctx.Err() != nil {
+			return total, err
+		}
+	}
+}
+
+// sweepPageSize is how many due orders one sweep page handles: a whole
+// batch, so that all its orders are sent before the first step is
+// recorded (recording 10,000 steps takes seconds; the sends of the next
+// page would wait for them).
+const sweepPageSize = MaxOrderBatch
+
+// sweepPage handles one page of due orders; full says the page was full.
+func (s *Service) sweepPage(ctx context.Context) (int, bool, error) {
 	now := s.now()
 	var due []*flexhub.ActivationOrder
 	if err := s.store.View(ctx, func(tx flexhub.Tx) error {
 		var err error
-		due, err = tx.DueActivationOrders(ctx, now, 2000)
+		due, err = tx.DueActivationOrders(ctx, now, sweepPageSize)
 		return err
 	}); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if len(due) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	sent := s.sendOrders(ctx, due, now)
 	n := 0
@@ -605,7 +669,7 @@ func (s *Service) SweepActivationOrders(ctx context.Context) (int, error) {
 		n += done
 		s.publishAlerts(ctx, alerts)
 	}
-	return n, firstErr
+	return n, len(due) == sweepPageSize, firstErr
 }
 
 type orderAlert struct {

@@ -118,21 +118,62 @@ func strictJSON(payload []byte, v any) error {
 	return nil
 }
 
-func (s *Service) decodeAck(ctx context.Context, topic string, payload []byte) (ackIn, error) {
-	by, err := s.sender(ctx, topic)
-	if err != nil {
-		return ackIn{}, err
-	}
+// decodeAck parses an acknowledgement; its sender (the party of the
+// topic) is read by ackBatches, once per party and batch.
+func (s *Service) decodeAck(_ context.Context, topic string, payload []byte) (ackIn, error) {
 	var rep flexhub.ActivationOrderReport
 	if err := strictJSON(payload, &rep); err != nil {
 		return ackIn{}, err
 	}
-	return ackIn{topic: topic, rep: OrderReport{By: by, Report: rep, Channel: "mqtt"}}, nil
+	return ackIn{topic: topic, rep: OrderReport{Report: rep, Channel: "mqtt"}}, nil
+}
+
+// ackSenders reads the parties that sent a batch's acknowledgements, in
+// one read transaction; an ack whose party is not found is answered on
+// its errors topic and dropped from the batch.
+func (s *Service) ackSenders(ctx context.Context, batch []ackIn) ([]ackIn, error) {
+	parties := map[string]*flexhub.Party{}
+	missing := map[string]error{}
+	err := s.store.View(ctx, func(tx flexhub.Tx) error {
+		for _, a := range batch {
+			id := partyOfTopic(a.topic)
+			if _, ok := parties[id]; ok {
+				continue
+			}
+			if _, ok := missing[id]; ok {
+				continue
+			}
+			p, err := tx.Party(ctx, id)
+			switch {
+			case err == nil:
+				parties[id] = p
+			case flexhub.ErrorKind(err) == flexhub.ENotFound:
+				missing[id] = err
+			default:
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := batch[:0]
+	for _, a := range batch {
+		id := partyOfTopic(a.topic)
+		if err, ok := missing[id]; ok {
+			s.refuse(ctx, a.topic, id, a.rep.Report.OrderID, err)
+			continue
+		}
+		a.rep.By = parties[id]
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // ackBatches applies acknowledgements in batches: it takes what is queued
-// (up to 2,000), applies it in one transaction, answers refusals on the
-// senders' errors topics, and goes again.
+// (up to 2,000), reads their senders, applies them in one transaction,
+// answers refusals on the senders' errors topics, and goes again.
 func (s *Service) ackBatches(ctx context.Context, acks <-chan ackIn) {
 	for {
 		var batch []ackIn
@@ -151,17 +192,35 @@ func (s *Service) ackBatches(ctx context.Context, acks <-chan ackIn) {
 				break fill
 			}
 		}
+		stored := func(err error) bool {
+			if err == nil {
+				return true
+			}
+			if ctx.Err() == nil {
+				s.log.Error("activation acknowledgements", "batch", len(batch), "err", err)
+				for _, a := range batch {
+					s.refuse(ctx, a.topic, partyOfTopic(a.topic), a.rep.Report.OrderID, flexhub.Errorf(flexhub.EInternal, "flexhub could not store the report; send it again"))
+				}
+			}
+			return false
+		}
+		batch, err := s.ackSenders(ctx, batch)
+		if !stored(err) {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if len(batch) == 0 {
+			continue
+		}
 		reps := make([]OrderReport, len(batch))
 		for i, a := range batch {
 			reps[i] = a.rep
 		}
-		if err := s.ReportActivationOrders(ctx, reps); err != nil {
+		if !stored(s.ReportActivationOrders(ctx, reps)) {
 			if ctx.Err() != nil {
 				return
-			}
-			s.log.Error("activation acknowledgements", "batch", len(batch), "err", err)
-			for _, a := range batch {
-				s.refuse(ctx, a.topic, a.rep.By.ID, a.rep.Report.OrderID, flexhub.Errorf(flexhub.EInternal, "flexhub could not store the report; send it again"))
 			}
 			continue
 		}

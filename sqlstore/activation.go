@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,14 +26,84 @@ func (t *Tx) CreateActivationOrder(ctx context.Context, o *flexhub.ActivationOrd
 	return t.insertObject(ctx, activationOrderTable, o.ID, &o.Version, o.CreatedAt, activationOrderIdx(o), o)
 }
 
-// UpdateActivationOrder implements flexhub.Tx.
+// UpdateActivationOrder implements flexhub.Tx. An order's parties,
+// resource, product, obligation and batch are fixed at creation; only
+// its status and due time (and body) change, so only those columns are
+// written: SQLite then maintains the four indexes on them and checks no
+// foreign key, where a full-row update rewrote seven indexes and looked
+// up six parents — a fan-out updates every order twice or more
+// (updateObject otherwise).
 func (t *Tx) UpdateActivationOrder(ctx context.Context, o *flexhub.ActivationOrder) error {
-	return t.updateObject(ctx, activationOrderTable, o.ID, &o.Version, o.UpdatedAt, activationOrderIdx(o), o)
+	if err := t.lockOrders(ctx); err != nil {
+		return err
+	}
+	expected := o.Version
+	o.Version = expected + 1 // the body carries the new version
+	body, err := encode(activationOrderTable, o)
+	if err != nil {
+		o.Version = expected
+		return err
+	}
+	res, err := t.exec(ctx, `UPDATE activation_order SET version = ?, status = ?, due_at = ?, body = ? WHERE id = ? AND version = ?`,
+		o.Version, o.Status, nullMicros(o.DueAt()), string(body), o.ID, expected)
+	if err != nil {
+		o.Version = expected
+		return fmt.Errorf("update %s: %w", activationOrderTable.kind, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		o.Version = expected
+		var current int64
+		err := t.queryRow(ctx, "SELECT version FROM activation_order WHERE id = ?", o.ID).Scan(&current)
+		if errors.Is(err, sql.ErrNoRows) {
+			return flexhub.Errorf(flexhub.ENotFound, "activation order %s not found", o.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return flexhub.Errorf(flexhub.EConflict, "activation order %s was changed by someone else: it is at version %d, you sent version %d; read it again and retry", o.ID, current, expected)
+	}
+	if _, err := t.exec(ctx, `UPDATE object_history SET valid_to = ? WHERE kind = ? AND id = ? AND valid_to IS NULL`, micros(o.UpdatedAt), activationOrderTable.kind, o.ID); err != nil {
+		o.Version = expected
+		return fmt.Errorf("close %s history: %w", activationOrderTable.kind, err)
+	}
+	if err := t.insertHistory(ctx, activationOrderTable.kind, o.ID, o.Version, o.UpdatedAt, body); err != nil {
+		o.Version = expected
+		return err
+	}
+	return nil
 }
 
-// ActivationOrder implements flexhub.Tx.
+// ActivationOrder implements flexhub.Tx. In a write transaction the
+// audit chain's lock is taken first (lockOrders).
 func (t *Tx) ActivationOrder(ctx context.Context, id string) (*flexhub.ActivationOrder, error) {
+	if t.write {
+		if err := t.lockOrders(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return getObject[flexhub.ActivationOrder](ctx, t, activationOrderTable, "id", id)
+}
+
+// lockOrders takes the audit chain's lock (once per transaction) before
+// a write transaction reads or writes an order. Every such transaction
+// appends to the audit chain anyway, so they are serialised at the end;
+// taking the lock first serialises their reads of orders too. Without
+// it, on PostgreSQL (read committed) two of them — a batch of FSP
+// acknowledgements and a sweep recording deliveries — could each read an
+// order, the first to commit would move its version, and the other's
+// versioned update failed (the FSP's acknowledgement was refused and
+// lost); or each held an order row the other waited for while holding
+// the lock, a deadlock that aborted one. SQLite has one writer: its lock
+// is a no-op.
+func (t *Tx) lockOrders(ctx context.Context) error {
+	if t.auditLocked {
+		return nil
+	}
+	if err := t.d.Lock(ctx, t.tx, auditLockKey); err != nil {
+		return fmt.Errorf("lock audit chain: %w", err)
+	}
+	t.auditLocked = true
+	return nil
 }
 
 // ListActivationOrders implements flexhub.Tx.
