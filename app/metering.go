@@ -32,7 +32,9 @@ import (
 // and whose payload hash is that of the result returned: the counts per
 // series and a SHA-256 of the readings themselves. The log proves what
 // was sent without holding the energy data. An ingestion that changed nothing (a resend) writes
-// nothing at all, audit entry included.
+// nothing at all, audit entry included. Over MQTT the messages that arrive
+// together are stored in one transaction, one ingestion per sender
+// (storeMeterGroup in realtime.go).
 //
 // Reading back: whoever may see the resource or metering point
 // (canSeeResource, canSeeMeteringPoint) reads its series; anyone else
@@ -52,6 +54,32 @@ func (s *Service) IngestMeterReadings(ctx context.Context, readings []flexhub.Me
 	if err != nil {
 		return nil, err
 	}
+	in, err := s.prepareMeter(by, readings)
+	if err != nil {
+		return nil, err
+	}
+	return s.storeMeter(ctx, in)
+}
+
+// meterIngestion is one ingestion checked on its own (every rule that
+// needs no store): ready to be stored, alone or with others in one
+// transaction.
+type meterIngestion struct {
+	by       *flexhub.Party
+	now      time.Time
+	values   []flexhub.MeterValue
+	subjects []meterSubject // in order of first use
+	sum      string         // meterDigest(values), computed once
+}
+
+type meterSubject struct {
+	kind, id string
+	first    int // the first reading naming it
+}
+
+// prepareMeter checks a batch of readings without the store: count,
+// each reading, duplicates within the batch.
+func (s *Service) prepareMeter(by *flexhub.Party, readings []flexhub.MeterReading) (*meterIngestion, error) {
 	if len(readings) == 0 {
 		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "meter.empty", "readings", "send at least one reading")
 	}
@@ -60,10 +88,10 @@ func (s *Service) IngestMeterReadings(ctx context.Context, readings []flexhub.Me
 	}
 	now := s.now()
 	parser := flexhub.MeterParser{Now: now}
-	values := make([]flexhub.MeterValue, len(readings))
+	in := &meterIngestion{by: by, now: now, values: make([]flexhub.MeterValue, len(readings))}
+	values := in.values
 	type subject struct{ kind, id string }
-	firstUse := map[subject]int{} // each subject and the first reading naming it
-	var subjects []subject        // in order of first use
+	firstUse := map[subject]bool{}
 	type readingKey struct {
 		series int // index of the series in the batch
 		start  int64
@@ -86,9 +114,9 @@ func (s *Service) IngestMeterReadings(ctx context.Context, readings []flexhub.Me
 			}
 			lastKey, lastIdx = v.Series, si
 			sub := subject{v.Series.SubjectKind, v.Series.SubjectID}
-			if _, ok := firstUse[sub]; !ok {
-				firstUse[sub] = i
-				subjects = append(subjects, sub)
+			if !firstUse[sub] {
+				firstUse[sub] = true
+				in.subjects = append(in.subjects, meterSubject{sub.kind, sub.id, i})
 			}
 		}
 		k := readingKey{lastIdx, v.Start.Unix()}
@@ -101,46 +129,82 @@ func (s *Service) IngestMeterReadings(ctx context.Context, readings []flexhub.Me
 			seen[k] = i
 		}
 	}
-	var sum string
+	return in, nil
+}
+
+// storeMeter stores one prepared ingestion in its own transaction,
+// trying again when it lost a race on the same readings (PostgreSQL).
+func (s *Service) storeMeter(ctx context.Context, in *meterIngestion) (*flexhub.MeterIngestResult, error) {
 	for attempt := 1; ; attempt++ {
-		res := &flexhub.MeterIngestResult{Sender: by.ID, ReceivedAt: now, Received: len(readings)}
-		err = s.store.Update(ctx, func(tx flexhub.Tx) error {
-			for _, sub := range subjects {
-				if err := s.checkMeterSender(ctx, tx, by, sub.kind, sub.id, "readings["+strconv.Itoa(firstUse[sub])+"]"); err != nil {
-					return err
-				}
-			}
-			batchID := flexhub.NewID()
-			puts, err := tx.PutMeterReadings(ctx, values, now, by.ID, batchID)
-			if err != nil {
-				return err
-			}
-			for _, p := range puts {
-				res.MeterPutStats.Add(p.MeterPutStats)
-				res.Series = append(res.Series, flexhub.MeterSeriesResult{MeterSeriesRef: p.Key.Ref(), MeterPutStats: p.MeterPutStats, First: p.First, Last: p.Last})
-			}
-			if res.Inserted+res.Corrected == 0 {
-				return nil // a resend: nothing changed, nothing to record
-			}
-			if sum == "" {
-				sum = meterDigest(values)
-			}
-			res.BatchID, res.ReadingsSHA256 = batchID, sum
-			return s.record(ctx, tx, by, "meter.ingested", KindMeterBatch, batchID, 1, res)
+		var res *flexhub.MeterIngestResult
+		err := s.store.Update(ctx, func(tx flexhub.Tx) error {
+			var err error
+			res, err = s.putMeter(ctx, tx, in)
+			return err
 		})
 		if err == nil {
-			if res.Inserted+res.Corrected > 0 {
-				// running orders of these resources get a delivery check
-				for _, sub := range subjects {
-					if sub.kind == flexhub.MeterSubjectResource {
-						s.meterArrived(sub.id)
-					}
-				}
-			}
+			s.meterStored(in, res)
 			return res, nil
 		}
 		if flexhub.ErrorKind(err) != flexhub.EConflict || attempt >= meterRetries {
 			return nil, err
+		}
+	}
+}
+
+// putMeter stores a prepared ingestion inside tx: the sender checks
+// first (a refusal there has written nothing), then the readings and the
+// audit entry.
+func (s *Service) putMeter(ctx context.Context, tx flexhub.Tx, in *meterIngestion) (*flexhub.MeterIngestResult, error) {
+	if err := s.checkMeterSenders(ctx, tx, in); err != nil {
+		return nil, err
+	}
+	return s.putMeterChecked(ctx, tx, in)
+}
+
+// checkMeterSenders checks that the sender may send data of every subject
+// of the ingestion (checkMeterSender); it writes nothing.
+func (s *Service) checkMeterSenders(ctx context.Context, tx flexhub.Tx, in *meterIngestion) error {
+	for _, sub := range in.subjects {
+		if err := s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putMeterChecked stores the readings and the audit entry of an ingestion
+// whose senders are checked.
+func (s *Service) putMeterChecked(ctx context.Context, tx flexhub.Tx, in *meterIngestion) (*flexhub.MeterIngestResult, error) {
+	res := &flexhub.MeterIngestResult{Sender: in.by.ID, ReceivedAt: in.now, Received: len(in.values)}
+	batchID := flexhub.NewID()
+	puts, err := tx.PutMeterReadings(ctx, in.values, in.now, in.by.ID, batchID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range puts {
+		res.MeterPutStats.Add(p.MeterPutStats)
+		res.Series = append(res.Series, flexhub.MeterSeriesResult{MeterSeriesRef: p.Key.Ref(), MeterPutStats: p.MeterPutStats, First: p.First, Last: p.Last})
+	}
+	if res.Inserted+res.Corrected == 0 {
+		return res, nil // a resend: nothing changed, nothing to record
+	}
+	if in.sum == "" {
+		in.sum = meterDigest(in.values)
+	}
+	res.BatchID, res.ReadingsSHA256 = batchID, in.sum
+	return res, s.record(ctx, tx, in.by, "meter.ingested", KindMeterBatch, batchID, 1, res)
+}
+
+// meterStored runs after the commit of an ingestion: running orders of
+// its resources get a delivery check.
+func (s *Service) meterStored(in *meterIngestion, res *flexhub.MeterIngestResult) {
+	if res.Inserted+res.Corrected == 0 {
+		return
+	}
+	for _, sub := range in.subjects {
+		if sub.kind == flexhub.MeterSubjectResource {
+			s.meterArrived(sub.id)
 		}
 	}
 }

@@ -29,6 +29,14 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, filter string, qos byte, handler func(topic string, payload []byte)) error
 }
 
+// HoldingSubscriber is a Subscriber whose handlers can take over a
+// message's acknowledgement to the broker: the broker is acknowledged
+// when the handler calls release, which may be after it returned
+// (mqtt.Handlers on an external broker).
+type HoldingSubscriber interface {
+	SubscribeHeld(ctx context.Context, filter string, qos byte, handler func(topic string, payload []byte, release func())) error
+}
+
 // MQTT topic filters flexhub subscribes to.
 const (
 	AcksFilter  = "flexhub/v1/parties/+/activations/acks"
@@ -70,12 +78,21 @@ func (s *Service) ServeMQTT(ctx context.Context, sub Subscriber) error {
 	}); err != nil {
 		return err
 	}
-	if err := sub.Subscribe(ctx, MeterFilter, 1, func(topic string, payload []byte) {
-		s.handleMeter(ctx, topic, payload)
+	meter := make(chan *meterMsg, meterQueue)
+	if hs, ok := sub.(HoldingSubscriber); ok {
+		err := hs.SubscribeHeld(ctx, MeterFilter, 1, func(topic string, payload []byte, release func()) {
+			s.handleMeter(ctx, meter, topic, payload, release)
+		})
+		if err != nil {
+			return err
+		}
+	} else if err := sub.Subscribe(ctx, MeterFilter, 1, func(topic string, payload []byte) {
+		s.handleMeter(ctx, meter, topic, payload, nil)
 	}); err != nil {
 		return err
 	}
 	go s.ackBatches(ctx, acks)
+	go s.meterBatches(ctx, meter)
 	return nil
 }
 
@@ -232,30 +249,236 @@ func (s *Service) ackBatches(ctx context.Context, acks <-chan ackIn) {
 	}
 }
 
-// handleMeter stores the readings of one meter message.
-func (s *Service) handleMeter(ctx context.Context, topic string, payload []byte) {
+// Meter messages over MQTT are stored in groups: every message is checked
+// on its own as it arrives (handleMeter, on the broker's delivery
+// goroutine), then queued; meterBatches stores what has queued meanwhile,
+// from every connection, in one transaction. The broker's acknowledgement
+// of a message to flexhub follows its commit: a holding subscriber
+// (HoldingSubscriber) acknowledges when the group is committed, while the
+// handler goes on with the next message; on a plain Subscriber the handler
+// itself waits for the commit. docs/MQTT.md ("Meter data: how it is
+// stored, and when a reading counts as accepted") says what that means
+// for each broker.
+const (
+	meterQueue         = 8192   // messages checked and waiting for a group
+	meterGroupMessages = 2000   // most messages in one transaction
+	meterGroupReadings = 50_000 // most readings in one transaction
+)
+
+// meterMsg is a meter message checked on its own, waiting to be stored.
+type meterMsg struct {
+	topic, party string
+	in           *meterIngestion // in.by is set in the group's transaction
+	err          error           // the outcome
+	done         func()          // called once stored or refused
+}
+
+// handleMeter checks one meter message and queues it for storage; a
+// message refused, by a check or by the store, is answered on the
+// sender's errors topic. release (nil: the handler waits for the commit
+// itself) is called once the message is stored or refused.
+func (s *Service) handleMeter(ctx context.Context, q chan<- *meterMsg, topic string, payload []byte, release func()) {
 	party := partyOfTopic(topic)
-	resource := topic[strings.LastIndexByte(topic, '/')+1:]
-	by, err := s.sender(ctx, topic)
-	if err != nil {
+	fail := func(err error) {
 		s.refuse(ctx, topic, party, "", err)
-		return
+		if release != nil {
+			release()
+		}
 	}
+	resource := topic[strings.LastIndexByte(topic, '/')+1:]
 	var m MeterMessage
 	if err := strictJSON(payload, &m); err != nil {
-		s.refuse(ctx, topic, party, "", err)
+		fail(err)
 		return
 	}
 	for i, r := range m.Readings {
 		if r.ResourceID != resource || r.MeteringPointID != "" {
-			s.refuse(ctx, topic, party, "", flexhub.RuleErrorf(flexhub.EInvalid, "meter.topic", "readings["+strconv.Itoa(i)+"].resource_id",
+			fail(flexhub.RuleErrorf(flexhub.EInvalid, "meter.topic", "readings["+strconv.Itoa(i)+"].resource_id",
 				"a meter topic carries readings of its own resource %s only", resource))
 			return
 		}
 	}
-	if _, err := s.IngestMeterReadings(WithActor(ctx, by), m.Readings); err != nil {
-		s.refuse(ctx, topic, party, "", err)
+	in, err := s.prepareMeter(nil, m.Readings)
+	if err != nil {
+		fail(err)
+		return
 	}
+	msg := &meterMsg{topic: topic, party: party, in: in}
+	var stored chan struct{}
+	if release == nil {
+		stored = make(chan struct{})
+		msg.done = func() { close(stored) }
+	} else {
+		msg.done = func() {
+			if msg.err != nil {
+				s.refuse(ctx, topic, party, "", msg.err)
+			}
+			release()
+		}
+	}
+	select {
+	case q <- msg:
+	case <-ctx.Done():
+		return
+	}
+	if stored == nil {
+		return
+	}
+	select {
+	case <-stored:
+	case <-ctx.Done():
+		return
+	}
+	if msg.err != nil {
+		s.refuse(ctx, topic, party, "", msg.err)
+	}
+}
+
+// meterBatches stores queued meter messages: it takes what is queued (up
+// to meterGroupMessages messages or meterGroupReadings readings), stores
+// it in one transaction, then reports each message's outcome, and goes
+// again. It does not wait for more to arrive: messages that come while a
+// transaction commits form the next group.
+func (s *Service) meterBatches(ctx context.Context, q <-chan *meterMsg) {
+	for {
+		var group []*meterMsg
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-q:
+			group = append(group, m)
+		}
+		n := len(group[0].in.values)
+	fill:
+		for len(group) < meterGroupMessages && n < meterGroupReadings {
+			select {
+			case m := <-q:
+				group = append(group, m)
+				n += len(m.in.values)
+			default:
+				break fill
+			}
+		}
+		s.storeMeterGroup(ctx, group)
+		for _, m := range group {
+			m.done()
+		}
+	}
+}
+
+// storeMeterGroup stores a group of checked meter messages in one
+// transaction: the readings of one sender's messages as one ingestion
+// (one batch id and audit entry per sender and group). A message whose
+// sender may not send its data (checkMeterSenders, which writes nothing)
+// is refused and the others go on; if the transaction fails otherwise (a
+// correction of a reading sent in the same group, a lost race on
+// PostgreSQL, an error of the store) every message is stored again on its
+// own, so that one message cannot fail the others.
+func (s *Service) storeMeterGroup(ctx context.Context, group []*meterMsg) {
+	type ingestion struct {
+		in  *meterIngestion
+		res *flexhub.MeterIngestResult
+	}
+	var ins []*ingestion
+	err := s.store.Update(ctx, func(tx flexhub.Tx) error {
+		ins = ins[:0]
+		bySender := map[string]*ingestion{}
+		parties := map[string]*flexhub.Party{}
+		checked := map[meterCheck]error{}
+		for _, m := range group {
+			m.err = nil
+			by, ok := parties[m.party]
+			if !ok {
+				var err error
+				if by, err = tx.Party(ctx, m.party); err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
+					return err
+				}
+				parties[m.party] = by
+			}
+			if by == nil {
+				m.err = flexhub.Errorf(flexhub.ENotFound, "party %s not found", m.party)
+				continue
+			}
+			m.in.by = by
+			if err := s.checkMeterSendersOnce(ctx, tx, m.in, checked); err != nil {
+				var fe *flexhub.Error
+				if errors.As(err, &fe) && fe.Rule != "" {
+					m.err = err
+					continue
+				}
+				return err
+			}
+			g := bySender[by.ID]
+			if g == nil {
+				g = &ingestion{in: &meterIngestion{by: by, now: m.in.now}}
+				bySender[by.ID] = g
+				ins = append(ins, g)
+			}
+			g.in.values = append(g.in.values, m.in.values...)
+			g.in.subjects = append(g.in.subjects, m.in.subjects...)
+		}
+		for _, g := range ins {
+			var err error
+			if g.res, err = s.putMeterChecked(ctx, tx, g.in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, g := range ins {
+			s.meterStored(g.in, g.res)
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		for _, m := range group {
+			m.err = flexhub.Errorf(flexhub.EInternal, "flexhub is stopping and did not store the message; send it again")
+		}
+		return
+	}
+	if len(group) > 1 {
+		s.log.Info("meter messages: the group failed, storing them one by one", "messages", len(group), "err", err)
+	}
+	for _, m := range group {
+		m.err = nil
+		if m.in.by == nil {
+			if m.in.by, m.err = s.sender(ctx, m.topic); m.err != nil {
+				continue
+			}
+		}
+		if _, m.err = s.storeMeter(ctx, m.in); m.err != nil && flexhub.ErrorKind(m.err) == flexhub.EInternal {
+			s.log.Error("meter message", "topic", m.topic, "err", m.err)
+		}
+	}
+}
+
+// meterCheck is one sender check in a group: sender, subject.
+type meterCheck struct{ party, kind, id string }
+
+// checkMeterSendersOnce is checkMeterSenders, asking the store once per
+// sender and subject in a group (a group often holds several messages of
+// one resource) and naming the message's own field in a refusal.
+func (s *Service) checkMeterSendersOnce(ctx context.Context, tx flexhub.Tx, in *meterIngestion, checked map[meterCheck]error) error {
+	for _, sub := range in.subjects {
+		k := meterCheck{in.by.ID, sub.kind, sub.id}
+		err, ok := checked[k]
+		if !ok {
+			err = s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]")
+			var fe *flexhub.Error
+			if err != nil && !(errors.As(err, &fe) && fe.Rule != "") {
+				return err // not a refusal: the group fails
+			}
+			checked[k] = err
+		}
+		if err != nil {
+			if ok { // refused before, for another message: name this one's field
+				err = s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]")
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // refuse answers a message on its sender's errors topic.

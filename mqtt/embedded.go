@@ -104,11 +104,73 @@ func (e *Embedded) Publish(ctx context.Context, topic string, payload []byte, qo
 
 // Subscribe subscribes flexhub's handler; Message.Party is the party the
 // publishing connection authenticated as.
+//
+// A party's QoS 0 and 1 messages on the filter are handed to the handler
+// as the broker takes them (authHook.OnPublish), before any PUBACK: the
+// broker acknowledges a QoS 1 message once the handler has returned, or,
+// when the handler holds it (Message.Hold), once it releases it — for
+// meter data, after the commit. Such a message goes to flexhub only
+// (parties cannot subscribe to the party → server topics). flexhub's own
+// publishes and QoS 2 messages take mochi's usual way (PUBREC/PUBACK
+// first, then delivery to the inline subscription), where Hold does
+// nothing.
 func (e *Embedded) Subscribe(ctx context.Context, filter string, qos byte, handler func(Message)) error {
 	id := int(e.nextID.Add(1))
+	e.hook.mu.Lock()
+	e.hook.subs = append(e.hook.subs, subscription{filter: filter, qos: qos, handler: handler})
+	e.hook.mu.Unlock()
 	return e.srv.Subscribe(filter, id, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		handler(Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Party: e.hook.partyOfOrigin(pk.Origin)})
 	})
+}
+
+// OnPublish hands a party's QoS 0 or 1 message on a topic flexhub
+// subscribed to straight to flexhub's handlers and answers the PUBACK
+// itself once they are done with it (see Embedded.Subscribe); mochi then
+// neither acknowledges nor routes the message.
+func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || pk.FixedHeader.Qos > 1 {
+		return pk, nil
+	}
+	h.mu.Lock()
+	var hs []func(Message)
+	for _, s := range h.subs {
+		if Match(s.filter, pk.TopicName) {
+			hs = append(hs, s.handler)
+		}
+	}
+	h.mu.Unlock()
+	if len(hs) == 0 {
+		return pk, nil
+	}
+	var mu sync.Mutex
+	holds := 1 // this call, and each handler that holds the message
+	done := func() {
+		mu.Lock()
+		holds--
+		last := holds == 0
+		mu.Unlock()
+		if last && pk.FixedHeader.Qos == 1 {
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: packets.CodeSuccess.Code}
+			if err := cl.WritePacket(ack); err != nil {
+				// the connection is gone: the client sends the message again
+				h.log.Info("mqtt puback", "client", cl.ID, "topic", pk.TopicName, "err", err)
+			}
+		}
+	}
+	m := Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Party: h.partyOfOrigin(cl.ID)}
+	m.hold = func() func() {
+		mu.Lock()
+		holds++
+		mu.Unlock()
+		var once sync.Once
+		return func() { once.Do(done) }
+	}
+	for _, handler := range hs {
+		handler(m)
+	}
+	done()
+	return pk, packets.ErrRejectPacket
 }
 
 // Close stops listening and disconnects every client; persistent
@@ -155,12 +217,13 @@ type authHook struct {
 	conns  map[*mochi.Client]string // authenticated connection → party
 	owners map[string]string        // client id → party whose session it is
 	creds  map[*mochi.Client]string // authenticated connection → credential (with a CredentialNamer)
+	subs   []subscription           // flexhub's subscriptions (OnPublish)
 }
 
 func (h *authHook) ID() string { return "flexhub-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe, mochi.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe, mochi.OnDisconnect, mochi.OnPublish}, []byte{b})
 }
 
 // OnConnect authenticates the CONNECT. It answers a refusal itself so

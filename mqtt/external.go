@@ -93,14 +93,32 @@ func ConnectExternal(ctx context.Context, cfg ExternalConfig) (*External, error)
 		ConnectPassword:               []byte(cfg.Password),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(250*time.Millisecond, 10*time.Second, 500*time.Millisecond, 2),
 		ConnectTimeout:                10 * time.Second,
-		OnConnectionUp:                e.connectionUp,
+		// Receive Maximum: how many QoS 1 messages the broker may have
+		// in flight to flexhub. A meter message is acknowledged only once
+		// its group is committed, so this bounds a group on an external
+		// broker (mosquitto's own default is 20).
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if cp.Properties == nil {
+				cp.Properties = &paho.ConnectProperties{}
+			}
+			rm := uint16(receiveMaximum)
+			cp.Properties.ReceiveMaximum = &rm
+			return cp, nil
+		},
+		OnConnectionUp: e.connectionUp,
 		OnConnectError: func(err error) {
 			log.Warn("mqtt broker connection failed", "broker", u.Redacted(), "err", err)
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID:          cfg.ClientID,
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){e.received},
-			OnClientError:     func(err error) { log.Warn("mqtt client error", "err", err) },
+			ClientID: cfg.ClientID,
+			// flexhub acknowledges a message once its handler is done
+			// with it, which for a held message (Message.Hold) is after
+			// the handler returned: e.g. once meter readings are
+			// committed. Acks go out in the order messages came.
+			EnableManualAcknowledgment: true,
+			SendAcksInterval:           time.Millisecond,
+			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){e.received},
+			OnClientError:              func(err error) { log.Warn("mqtt client error", "err", err) },
 			OnServerDisconnect: func(d *paho.Disconnect) {
 				log.Warn("mqtt broker disconnected flexhub", "reason", d.ReasonCode)
 			},
@@ -172,6 +190,20 @@ func (e *External) connectionUp(cm *autopaho.ConnectionManager, _ *paho.Connack)
 // matches.
 func (e *External) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
+	// The message is acknowledged when the last of its holders is done:
+	// this dispatch (when it returns) and each handler that held it.
+	var mu sync.Mutex
+	holds := 1
+	done := func() {
+		mu.Lock()
+		holds--
+		last := holds == 0
+		mu.Unlock()
+		if last {
+			e.ack(pr)
+		}
+	}
+	defer done()
 	if p.Topic == dynsecResponse {
 		select {
 		case e.replies <- append([]byte(nil), p.Payload...):
@@ -180,6 +212,13 @@ func (e *External) received(pr paho.PublishReceived) (bool, error) {
 		return true, nil
 	}
 	m := Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Party: PartyOf(p.Topic)}
+	m.hold = func() func() {
+		mu.Lock()
+		holds++
+		mu.Unlock()
+		var once sync.Once
+		return func() { once.Do(done) }
+	}
 	if m.Party != "" && e.cfg.Auth != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := e.cfg.Auth.CanPublish(ctx, m.Party, m.Topic)
@@ -208,6 +247,18 @@ func (e *External) received(pr paho.PublishReceived) (bool, error) {
 		h(m)
 	}
 	return true, nil
+}
+
+// receiveMaximum is the Receive Maximum flexhub asks an external broker
+// for.
+const receiveMaximum = 2000
+
+// ack acknowledges a received message to the broker (in order of
+// arrival: paho sends an ack once every earlier message is acknowledged).
+func (e *External) ack(pr paho.PublishReceived) {
+	if err := pr.Client.Ack(pr.Packet); err != nil {
+		e.log.Warn("mqtt ack", "topic", pr.Packet.Topic, "err", err)
+	}
 }
 
 // Publish publishes as flexhub; with qos 1 it waits for the broker's

@@ -58,6 +58,26 @@ type Message struct {
 	// a party publish only under its own subtree, so that is the sender).
 	// Empty for flexhub's own messages.
 	Party string
+
+	// hold, when the bus can defer the broker's acknowledgement of the
+	// message, takes it over (see Hold).
+	hold func() (release func())
+}
+
+// Hold tells the bus that the handler takes over the acknowledgement of
+// the message: the broker is acknowledged (PUBACK at QoS 1) when release
+// is called, after the handler has returned, rather than when the
+// handler returns. Call release exactly once, also for a message the
+// handler refuses. On an external broker the acknowledgements go out in
+// the order the messages arrived; on the embedded broker each message's
+// PUBACK goes to its publisher when it is released. Where the broker
+// acknowledged the message before delivering it (flexhub's own
+// publishes, QoS 2 on the embedded broker) release does nothing.
+func (m Message) Hold() (release func()) {
+	if m.hold == nil {
+		return func() {}
+	}
+	return m.hold()
 }
 
 // Authorizer answers the broker's questions about parties; app.Service
@@ -256,4 +276,11 @@ type Handlers struct{ Bus Bus }
 // Subscribe subscribes handler to filter on the bus.
 func (h Handlers) Subscribe(ctx context.Context, filter string, qos byte, handler func(topic string, payload []byte)) error {
 	return h.Bus.Subscribe(ctx, filter, qos, func(m Message) { handler(m.Topic, m.Payload) })
+}
+
+// SubscribeHeld subscribes a handler that takes over each message's
+// acknowledgement (Message.Hold) and calls release once it is done with
+// the message.
+func (h Handlers) SubscribeHeld(ctx context.Context, filter string, qos byte, handler func(topic string, payload []byte, release func())) error {
+	return h.Bus.Subscribe(ctx, filter, qos, func(m Message) { handler(m.Topic, m.Payload, m.Hold()) })
 }

@@ -56,9 +56,25 @@ func Binary(tb testing.TB) string {
 	return bin
 }
 
+// Options change the broker's configuration.
+type Options struct {
+	// NoPersistence turns persistence off (benchmarks).
+	NoPersistence bool
+	// MaxQueued is max_queued_messages per session: 0 for 100,000, -1
+	// for no limit (a benchmark's subscriber slower than its publishers
+	// must not lose messages).
+	MaxQueued int
+}
+
 // Start starts a broker that stops when tb ends (its log is printed when
 // tb failed).
 func Start(tb testing.TB) *Broker {
+	tb.Helper()
+	return StartWith(tb, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, o Options) *Broker {
 	tb.Helper()
 	bin := Binary(tb)
 	b := &Broker{t: tb, bin: bin, Dir: tb.TempDir(), AdminUser: "flexhub", AdminPass: rand.Text()}
@@ -68,6 +84,13 @@ func Start(tb testing.TB) *Broker {
 	port := freePort(tb)
 	b.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	b.conf = filepath.Join(b.Dir, "mosquitto.conf")
+	maxQueued := o.MaxQueued
+	switch {
+	case maxQueued == 0:
+		maxQueued = 100_000
+	case maxQueued < 0:
+		maxQueued = 0 // mosquitto: no limit
+	}
 	user := ""
 	if os.Getuid() == 0 { // mosquitto started as root drops to user mosquitto, which cannot read the temp dir
 		user = "user root\n"
@@ -76,15 +99,15 @@ func Start(tb testing.TB) *Broker {
 allow_anonymous false
 plugin %s
 plugin_opt_config_file %s
-persistence true
+persistence %t
 persistence_location %s/
 autosave_interval 1
-max_queued_messages 100000
+max_queued_messages %d
 log_dest file %s
 log_type error
 log_type warning
 log_type notice
-`, port, plugin, dynsec, b.Dir, b.LogPath())
+`, port, plugin, dynsec, !o.NoPersistence, b.Dir, maxQueued, b.LogPath())
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
