@@ -65,21 +65,31 @@ type ErrorMessage struct {
 // milliseconds) until ctx ends.
 func (s *Service) ServeMQTT(ctx context.Context, sub Subscriber) error {
 	acks := make(chan ackIn, 65536)
-	if err := sub.Subscribe(ctx, AcksFilter, 1, func(topic string, payload []byte) {
+	onAck := func(topic string, payload []byte, release func()) {
 		a, err := s.decodeAck(ctx, topic, payload)
 		if err != nil {
 			s.refuse(ctx, topic, partyOfTopic(topic), "", err)
+			release()
 			return
 		}
+		a.release = release
 		select {
 		case acks <- a:
 		case <-ctx.Done():
 		}
-	}); err != nil {
+	}
+	// A holding subscriber acknowledges a report to the broker (PUBACK)
+	// once its batch is committed: an acknowledged report is stored.
+	hs, holds := sub.(HoldingSubscriber)
+	if holds {
+		if err := hs.SubscribeHeld(ctx, AcksFilter, 1, onAck); err != nil {
+			return err
+		}
+	} else if err := sub.Subscribe(ctx, AcksFilter, 1, func(topic string, payload []byte) { onAck(topic, payload, func() {}) }); err != nil {
 		return err
 	}
 	meter := make(chan *meterMsg, meterQueue)
-	if hs, ok := sub.(HoldingSubscriber); ok {
+	if holds {
 		err := hs.SubscribeHeld(ctx, MeterFilter, 1, func(topic string, payload []byte, release func()) {
 			s.handleMeter(ctx, meter, topic, payload, release)
 		})
@@ -97,8 +107,9 @@ func (s *Service) ServeMQTT(ctx context.Context, sub Subscriber) error {
 }
 
 type ackIn struct {
-	topic string
-	rep   OrderReport
+	topic   string
+	rep     OrderReport
+	release func() // acknowledges the message to the broker
 }
 
 // partyOfTopic returns the party id in flexhub/v1/parties/{party}/...
@@ -209,42 +220,46 @@ func (s *Service) ackBatches(ctx context.Context, acks <-chan ackIn) {
 				break fill
 			}
 		}
-		stored := func(err error) bool {
-			if err == nil {
-				return true
-			}
-			if ctx.Err() == nil {
-				s.log.Error("activation acknowledgements", "batch", len(batch), "err", err)
-				for _, a := range batch {
-					s.refuse(ctx, a.topic, partyOfTopic(a.topic), a.rep.Report.OrderID, flexhub.Errorf(flexhub.EInternal, "flexhub could not store the report; send it again"))
-				}
-			}
-			return false
+		s.storeAcks(ctx, batch)
+		for _, a := range batch {
+			a.release()
 		}
-		batch, err := s.ackSenders(ctx, batch)
-		if !stored(err) {
-			if ctx.Err() != nil {
-				return
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// storeAcks stores one batch of acknowledgements; refusals go to their
+// senders' errors topics.
+func (s *Service) storeAcks(ctx context.Context, batch []ackIn) {
+	batch = append([]ackIn(nil), batch...) // ackSenders filters in place
+	stored := func(err error) bool {
+		if err == nil {
+			return true
+		}
+		if ctx.Err() == nil {
+			s.log.Error("activation acknowledgements", "batch", len(batch), "err", err)
+			for _, a := range batch {
+				s.refuse(ctx, a.topic, partyOfTopic(a.topic), a.rep.Report.OrderID, flexhub.Errorf(flexhub.EInternal, "flexhub could not store the report; send it again"))
 			}
-			continue
 		}
-		if len(batch) == 0 {
-			continue
-		}
-		reps := make([]OrderReport, len(batch))
-		for i, a := range batch {
-			reps[i] = a.rep
-		}
-		if !stored(s.ReportActivationOrders(ctx, reps)) {
-			if ctx.Err() != nil {
-				return
-			}
-			continue
-		}
-		for i, r := range reps {
-			if r.Err != nil {
-				s.refuse(ctx, batch[i].topic, r.By.ID, r.Report.OrderID, r.Err)
-			}
+		return false
+	}
+	batch, err := s.ackSenders(ctx, batch)
+	if !stored(err) || len(batch) == 0 {
+		return
+	}
+	reps := make([]OrderReport, len(batch))
+	for i, a := range batch {
+		reps[i] = a.rep
+	}
+	if !stored(s.ReportActivationOrders(ctx, reps)) {
+		return
+	}
+	for i, r := range reps {
+		if r.Err != nil {
+			s.refuse(ctx, batch[i].topic, r.By.ID, r.Report.OrderID, r.Err)
 		}
 	}
 }
