@@ -34,7 +34,7 @@ func (t *Tx) CreateActivationOrder(ctx context.Context, o *flexhub.ActivationOrd
 // up six parents — a fan-out updates every order twice or more
 // (updateObject otherwise).
 func (t *Tx) UpdateActivationOrder(ctx context.Context, o *flexhub.ActivationOrder) error {
-	if err := t.lockOrders(ctx); err != nil {
+	if err := t.lockAudit(ctx); err != nil {
 		return err
 	}
 	expected := o.Version
@@ -74,17 +74,17 @@ func (t *Tx) UpdateActivationOrder(ctx context.Context, o *flexhub.ActivationOrd
 }
 
 // ActivationOrder implements flexhub.Tx. In a write transaction the
-// audit chain's lock is taken first (lockOrders).
+// audit chain's lock is taken first (lockAudit).
 func (t *Tx) ActivationOrder(ctx context.Context, id string) (*flexhub.ActivationOrder, error) {
 	if t.write {
-		if err := t.lockOrders(ctx); err != nil {
+		if err := t.lockAudit(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return getObject[flexhub.ActivationOrder](ctx, t, activationOrderTable, "id", id)
 }
 
-// lockOrders takes the audit chain's lock (once per transaction) before
+// lockAudit takes the audit chain's lock (once per transaction) before
 // a write transaction reads or writes an order. Every such transaction
 // appends to the audit chain anyway, so they are serialised at the end;
 // taking the lock first serialises their reads of orders too. Without
@@ -95,7 +95,7 @@ func (t *Tx) ActivationOrder(ctx context.Context, id string) (*flexhub.Activatio
 // lost); or each held an order row the other waited for while holding
 // the lock, a deadlock that aborted one. SQLite has one writer: its lock
 // is a no-op.
-func (t *Tx) lockOrders(ctx context.Context) error {
+func (t *Tx) lockAudit(ctx context.Context) error {
 	if t.auditLocked {
 		return nil
 	}

@@ -135,14 +135,17 @@ func (t *Tx) ListBids(ctx context.Context, f flexhub.Filter, pg flexhub.Page) ([
 // hands out sequence values at insert, and a later number can commit
 // first, which a reader paging by "after" would skip for good).
 func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) error {
-	if err := t.d.Lock(ctx, t.tx, auditLockKey); err != nil {
-		return fmt.Errorf("lock notifications: %w", err)
-	}
-	last, err := t.NotificationHead(ctx)
-	if err != nil {
+	if err := t.lockAudit(ctx); err != nil {
 		return err
 	}
-	n.Seq = last + 1
+	if t.noteHead == nil {
+		last, err := t.NotificationHead(ctx)
+		if err != nil {
+			return err
+		}
+		t.noteHead = &last
+	}
+	n.Seq = *t.noteHead + 1
 	n.At = n.At.UTC().Truncate(time.Microsecond)
 	body, err := json.Marshal(n)
 	if err != nil {
@@ -152,6 +155,7 @@ func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) er
 		n.Seq, n.PartyID, micros(n.At), n.Type, n.ObjectKind, n.ObjectID, string(body)); err != nil {
 		return fmt.Errorf("insert notification: %w", err)
 	}
+	*t.noteHead = n.Seq
 	return nil
 }
 

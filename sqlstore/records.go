@@ -98,20 +98,23 @@ const auditLockKey = 0x666c6578687562 // "flexhub"
 
 // AppendAudit implements flexhub.Tx.
 func (t *Tx) AppendAudit(ctx context.Context, e *flexhub.AuditEntry) error {
-	if err := t.d.Lock(ctx, t.tx, auditLockKey); err != nil {
-		return fmt.Errorf("lock audit chain: %w", err)
+	if err := t.lockAudit(ctx); err != nil {
+		return err
 	}
-	var seq sql.NullInt64
-	var prev sql.NullString
-	err := t.queryRow(ctx, `SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		e.Seq, e.PrevHash = 1, flexhub.GenesisHash
-	case err != nil:
-		return fmt.Errorf("read audit head: %w", err)
-	default:
-		e.Seq, e.PrevHash = seq.Int64+1, prev.String
+	if t.auditHead == nil {
+		var seq sql.NullInt64
+		var prev sql.NullString
+		err := t.queryRow(ctx, `SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			t.auditHead = &auditHead{0, flexhub.GenesisHash}
+		case err != nil:
+			return fmt.Errorf("read audit head: %w", err)
+		default:
+			t.auditHead = &auditHead{seq.Int64, prev.String}
+		}
 	}
+	e.Seq, e.PrevHash = t.auditHead.seq+1, t.auditHead.hash
 	e.At = e.At.UTC().Truncate(time.Microsecond)
 	e.Hash = e.ComputeHash()
 	parties, _ := json.Marshal(e.Parties)
@@ -124,6 +127,7 @@ func (t *Tx) AppendAudit(ctx context.Context, e *flexhub.AuditEntry) error {
 			return fmt.Errorf("index audit entry: %w", err)
 		}
 	}
+	t.auditHead = &auditHead{e.Seq, e.Hash}
 	return nil
 }
 

@@ -195,6 +195,16 @@ type Tx struct {
 	// transaction, before any order row is read or written).
 	auditLocked bool
 	write       bool // a read-write transaction (Update)
+	// The heads of the audit chain and the notification feed, read once a
+	// transaction under the audit lock and then kept here: a batch of
+	// 10,000 orders appends 10,000 entries without 10,000 head queries.
+	auditHead *auditHead
+	noteHead  *int64
+}
+
+type auditHead struct {
+	seq  int64
+	hash string
 }
 
 // stmt returns q, rebound, as a statement of the transaction (prepared
