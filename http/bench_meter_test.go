@@ -22,6 +22,7 @@ import (
 	"github.com/flexhub/flexhub/app"
 	fhttp "github.com/flexhub/flexhub/http"
 	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
 	"github.com/flexhub/flexhub/sqlite"
 	"github.com/jackc/pgx/v5"
 )
@@ -570,22 +571,11 @@ func BenchmarkMeterStorage(b *testing.B) {
 // openPostgresSchema is openPostgres that also returns a connection to
 // the database and the store's schema.
 func openPostgresSchema(b *testing.B) (flexhub.Store, *sql.DB, string) {
-	dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
-	if dsn == "" {
-		b.Skip("set FLEXHUB_TEST_POSTGRES to run against PostgreSQL")
-	}
-	db, err := sql.Open("pgx", dsn)
+	dsn, db, schema := pgtest.Schema(b, "fh_bench")
+	s, err := postgres.Open(context.Background(), dsn, true)
 	if err != nil {
 		b.Fatal(err)
 	}
-	schema := fmt.Sprintf("fh_bench_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE"); db.Close() })
-	s, err := postgres.Open(context.Background(), dsn+"&search_path="+schema, true)
-	if err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(func() { s.Close() })
 	return s, db, schema
 }

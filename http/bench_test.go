@@ -3,23 +3,20 @@ package http_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/app"
 	fhttp "github.com/flexhub/flexhub/http"
-	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
 	"github.com/flexhub/flexhub/sqlite"
 )
 
@@ -62,33 +59,7 @@ func openBenchPostgres(b *testing.B) flexhub.Store { return openPostgres(b) }
 
 // openPostgres opens a store in a fresh schema of FLEXHUB_TEST_POSTGRES, or
 // skips (fails under CI=true) without it.
-func openPostgres(b testing.TB) flexhub.Store {
-	dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			b.Fatal("CI=true but FLEXHUB_TEST_POSTGRES is not set")
-		}
-		b.Skip("set FLEXHUB_TEST_POSTGRES to run against PostgreSQL")
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	schema := fmt.Sprintf("fh_bench_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE"); db.Close() })
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(context.Background(), dsn+sep+"search_path="+schema, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
+func openPostgres(b testing.TB) flexhub.Store { return pgtest.Open(b, "fh_bench") }
 
 type benchClient struct {
 	b    *testing.B

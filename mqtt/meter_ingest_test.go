@@ -15,7 +15,6 @@ package mqtt_test
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -37,7 +36,7 @@ import (
 	"github.com/flexhub/flexhub/app"
 	"github.com/flexhub/flexhub/mqtt"
 	"github.com/flexhub/flexhub/mqtt/mosquittotest"
-	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
 	"github.com/flexhub/flexhub/sqlite"
 )
 
@@ -121,28 +120,7 @@ func openIngestStore(tb testing.TB, kind string) flexhub.Store {
 		tb.Cleanup(func() { s.Close() })
 		return s
 	}
-	dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
-	if dsn == "" {
-		tb.Skip("set FLEXHUB_TEST_POSTGRES to run against PostgreSQL")
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	schema := fmt.Sprintf("fh_ingest_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatal(err)
-	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(ctx, dsn+sep+"search_path="+schema, true)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close(); db.Exec("DROP SCHEMA " + schema + " CASCADE"); db.Close() })
-	return s
+	return pgtest.Open(tb, "fh_ingest")
 }
 
 // newIngestRig starts the broker ("embedded" or "mosquitto"), flexhub

@@ -16,7 +16,6 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -25,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +33,7 @@ import (
 	fhttp "github.com/flexhub/flexhub/http"
 	"github.com/flexhub/flexhub/mqtt"
 	"github.com/flexhub/flexhub/mqtt/mosquittotest"
-	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
 	"github.com/flexhub/flexhub/sim"
 	"github.com/flexhub/flexhub/sqlite"
 )
@@ -701,27 +699,7 @@ func (m *mosquittoInstance) connect(b *testing.B, clientID string, auth mqtt.Aut
 
 // openFanoutPostgres opens a store in a fresh schema of
 // FLEXHUB_TEST_POSTGRES, dropped afterwards.
-func openFanoutPostgres(b *testing.B) flexhub.Store {
-	dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	schema := fmt.Sprintf("fh_fanout_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE"); db.Close() })
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(context.Background(), dsn+sep+"search_path="+schema, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
+func openFanoutPostgres(b *testing.B) flexhub.Store { return pgtest.Open(b, "fh_fanout") }
 
 func waitForB(b *testing.B, what string, d time.Duration, ok func() bool) {
 	b.Helper()

@@ -3,17 +3,15 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
 	"github.com/flexhub/flexhub/sqlite"
 	"github.com/flexhub/flexhub/sqlstore"
 )
@@ -41,25 +39,7 @@ func TestMigrateMeterChunks(t *testing.T) {
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("FLEXHUB_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("set FLEXHUB_TEST_POSTGRES to run against PostgreSQL")
-		}
-		admin, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
-		schema := fmt.Sprintf("fh_migrate_%d", time.Now().UnixNano())
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dsn += sep + "search_path=" + schema
+		dsn, _, _ := pgtest.Schema(t, "fh_migrate")
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
 			t.Fatal(err)
