@@ -56,6 +56,8 @@ Usage:
   flexhub serve [flags]     run the API (embedded SQLite by default)
   flexhub migrate [flags]   apply database migrations and exit
   flexhub demo [flags]      one market day on the demo register: market, activations, live monitoring (--json for machines)
+  flexhub sim [flags]       simulated FSP systems over MQTT
+  flexhub baseline evaluate FILE   compare baseline methods on real meter data
   flexhub audit verify      check the audit trail's hash chain
   flexhub keygen            print a fresh API key (for FLEXHUB_ADMIN_KEY)
   flexhub version           print the version
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return marketDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "sim": // simulated FSPs and resources (cmd/flexhub/sim.go)
 		return simulate(ctx, args[1:], getenv, stdout, stderr)
+	case "baseline": // baseline evaluation on meter data (cmd/flexhub/baseline.go)
+		return baselineCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
 			return usageError{"usage: flexhub audit verify [flags]"}
