@@ -163,8 +163,10 @@ func divRound(a, b int64) int64 {
 	return -((-a + b/2) / b)
 }
 
-// mulDivRound is a·b/c rounded half away from zero, exact for any int64
+// MulDivRound is a·b/c rounded half away from zero, exact for any int64
 // a, b and c > 0 whose result fits (the product is formed in 128 bits).
+func MulDivRound(a, b, c int64) int64 { return mulDivRound(a, b, c) }
+
 func mulDivRound(a, b, c int64) int64 {
 	neg := (a < 0) != (b < 0)
 	ua, ub := abs64(a), abs64(b)
