@@ -35,11 +35,11 @@ type Verification struct {
 	Unit             string `json:"unit" enum:"mWh,mvarh" readOnly:"true" doc:"unit of every energy in the verification"`
 	// Baseline says how the baseline was made: the method, and for day
 	// matching the days averaged.
-	BaselineMethod string   `json:"baseline_method" readOnly:"true"`
-	BaselineDays   []string `json:"baseline_days,omitempty" readOnly:"true" doc:"day matching: the days averaged (YYYY-MM-DD, product's time zone)"`
-	BaselineNote   string   `json:"baseline_note,omitempty" readOnly:"true" doc:"adjustment applied, or why there is no baseline"`
-	TolerancePct   int      `json:"tolerance_pct" readOnly:"true"`
-	MissingData    string   `json:"missing_data" enum:"not_delivered,excluded" readOnly:"true" doc:"how intervals without complete meter data were treated"`
+	BaselineMethod string             `json:"baseline_method" readOnly:"true"`
+	BaselineDays   []string           `json:"baseline_days,omitempty" readOnly:"true" doc:"day matching: the days averaged (YYYY-MM-DD, product's time zone)"`
+	BaselineNote   string             `json:"baseline_note,omitempty" readOnly:"true" doc:"adjustment applied, or why there is no baseline"`
+	TolerancePct   int                `json:"tolerance_pct" readOnly:"true"`
+	MissingData    string             `json:"missing_data" enum:"not_delivered,excluded" readOnly:"true" doc:"how intervals without complete meter data were treated"`
 	Intervals      []VerifiedInterval `json:"intervals" readOnly:"true"`
 	Ordered        int64              `json:"ordered" readOnly:"true" doc:"sum over the intervals"`
 	Delivered      int64              `json:"delivered" readOnly:"true" doc:"sum over the intervals that count (excluded ones do not)"`
