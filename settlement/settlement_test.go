@@ -272,3 +272,29 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+// Import energy every 5 minutes and export power every 15 minutes make a
+// net import per quarter hour; a quarter hour missing one 5-minute
+// reading is incomplete.
+func TestNetSeries(t *testing.T) {
+	imp := flexhub.MeterSeriesKey{SubjectKind: "resource", SubjectID: "r", Quantity: flexhub.QuantityActiveEnergy, Flow: flexhub.FlowImport, Resolution: 5 * time.Minute}
+	exp := flexhub.MeterSeriesKey{SubjectKind: "resource", SubjectID: "r", Quantity: flexhub.QuantityActivePower, Flow: flexhub.FlowExport, Resolution: q}
+	rec := func(s string, v int64) flexhub.MeterRecord { return flexhub.MeterRecord{Start: at(s), Value: v} }
+	flows := []Flow{
+		{Key: imp, Readings: []flexhub.MeterRecord{rec("2026-03-11T17:00:00Z", 1000), rec("2026-03-11T17:05:00Z", 2000), rec("2026-03-11T17:10:00Z", 3000),
+			rec("2026-03-11T17:15:00Z", 1000), rec("2026-03-11T17:25:00Z", 1000)}},
+		{Key: exp, Readings: []flexhub.MeterRecord{rec("2026-03-11T17:00:00Z", 4000), rec("2026-03-11T17:15:00Z", 4000)}}, // 4 W for 15 min = 1000 mWh
+	}
+	s, err := NetSeries(flows, at("2026-03-11T17:00:00Z"), at("2026-03-11T17:30:00Z"), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Values[0] != 6000-1000 || s.Missing[0] || !s.Missing[1] {
+		t.Errorf("net %v missing %v, want 5000 then incomplete", s.Values, s.Missing)
+	}
+	keys := PickFlows([]flexhub.MeterSeries{{MeterSeriesKey: exp}, {MeterSeriesKey: imp},
+		{MeterSeriesKey: flexhub.MeterSeriesKey{Quantity: flexhub.QuantityActiveEnergy, Flow: flexhub.FlowImport, Resolution: time.Minute}}}, false)
+	if len(keys) != 2 || keys[0] != imp || keys[1] != exp {
+		t.Errorf("picked %v", keys)
+	}
+}
