@@ -15,9 +15,9 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 	"go.etcd.io/bbolt"
 )
 
@@ -48,6 +48,13 @@ type Embedded struct {
 	addr   string
 	nextID atomic.Int64
 	closed atomic.Bool
+
+	// pubMu makes "room in every subscriber's session?" and the publish
+	// one step for flexhub's own publishes (Publish).
+	pubMu sync.Mutex
+	// inflightWait is how long Publish waits for room in a connected
+	// session that is full.
+	inflightWait time.Duration
 }
 
 // StartEmbedded starts the broker listening on cfg.Addr.
@@ -66,11 +73,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	// connection for up to a day.
 	srv.Options.Capabilities.MaximumSessionExpiryInterval = 24 * 60 * 60
 	h := &authHook{auth: cfg.Auth, srv: srv, log: log, conns: map[*mochi.Client]string{}, owners: map[string]string{}, creds: map[*mochi.Client]string{}}
+	e := &Embedded{srv: srv, hook: h, inflightWait: 10 * time.Second}
+	h.publish = func(topic string, payload []byte) error {
+		return e.Publish(context.Background(), topic, payload, 1, false)
+	}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, err
 	}
 	if cfg.SessionStore != "" {
-		if err := srv.AddHook(sessionStore{new(bolt.Hook)}, &bolt.Options{Path: cfg.SessionStore, Options: &bbolt.Options{Timeout: 5 * time.Second}}); err != nil {
+		f, err := openSessionFile(cfg.SessionStore)
+		if err == nil {
+			if err = srv.AddHook(f, nil); err != nil {
+				f.Stop()
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("mqtt session store %s: %w", cfg.SessionStore, err)
 		}
 	}
@@ -83,23 +100,99 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		srv.Close()
 		return nil, err
 	}
-	return &Embedded{srv: srv, hook: h, addr: tcp.Address()}, nil
+	e.addr = tcp.Address()
+	return e, nil
 }
 
 // Addr is the address the broker listens on.
 func (e *Embedded) Addr() string { return e.addr }
 
+// ErrSessionFull is returned by Publish when a session subscribed to the
+// topic already holds as many QoS 1/2 messages in flight as the broker
+// keeps for one session (mochi's MaximumInflight, 8,192) and does not
+// make room: its client is away, or connected but acknowledging nothing
+// for the wait. The message was not taken (by any session: publish it
+// again later).
+var ErrSessionFull = errors.New("mqtt: a subscribed session is full (messages in flight at the broker's limit)")
+
 // Publish publishes as flexhub (no topic rules). The broker takes the
 // message synchronously: with qos 1 it is queued for every subscribed
 // session, connected or not, when Publish returns.
+//
+// A session holds at most 8,192 messages in flight (mochi drops what
+// comes beyond, without a word), and a connected client no more than its
+// Receive Maximum. So at qos 1 and 2 Publish first waits for room in
+// every session subscribed to the topic, while their clients acknowledge
+// (a fan-out of 10,000 orders to one FSP); if a session stays full — its
+// client is away, or acknowledges nothing for 10 s — it returns
+// ErrSessionFull and the message goes to no one.
 func (e *Embedded) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	if e.closed.Load() {
-		return errors.New("mqtt: broker closed")
+	var deadline time.Time
+	for {
+		if e.closed.Load() {
+			return errors.New("mqtt: broker closed")
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e.pubMu.Lock()
+		full, away := e.fullSession(topic, qos)
+		if full == "" {
+			err := e.srv.Publish(topic, payload, retain, qos)
+			e.pubMu.Unlock()
+			return err
+		}
+		e.pubMu.Unlock()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(e.inflightWait)
+		}
+		if away || time.Now().After(deadline) {
+			return fmt.Errorf("%w: client %s, topic %s", ErrSessionFull, full, topic)
+		}
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+}
+
+// fullSession returns a session subscribed to topic (by client id) that
+// has no room for one more message in flight, and whether its client is
+// away; "" when all have room or qos is 0.
+func (e *Embedded) fullSession(topic string, qos byte) (id string, away bool) {
+	if qos == 0 {
+		return "", false
 	}
-	return e.srv.Publish(topic, payload, retain, qos)
+	most := int(e.srv.Options.Capabilities.MaximumInflight)
+	subs := e.srv.Topics.Subscribers(topic)
+	for cid, sub := range subs.Subscriptions {
+		if sub.Qos == 0 {
+			continue
+		}
+		cl, ok := e.srv.Clients.Get(cid)
+		if !ok {
+			continue
+		}
+		limit := most
+		connected := cl.Net.Conn != nil && !cl.Closed()
+		// A connected client that asked for a Receive Maximum below the
+		// broker's limit gets no more than that in flight: mochi 2.7.9
+		// queues what is beyond it and sends it later without tracking
+		// it, so that its PUBACK never frees the quota and the session
+		// stalls for good once Receive Maximum such messages have gone
+		// out (TestEmbeddedSmallReceiveMaximum).
+		if rm := int(cl.Properties.Props.ReceiveMaximum); connected && rm > 0 && rm < limit {
+			limit = rm
+		}
+		if cl.State.Inflight.Len() < limit {
+			continue
+		}
+		return cid, !connected
+	}
+	return "", false
 }
 
 // Subscribe subscribes flexhub's handler; Message.Party is the party the
@@ -212,6 +305,8 @@ type authHook struct {
 	auth Authorizer
 	srv  *mochi.Server
 	log  *slog.Logger
+	// publish is Embedded.Publish at QoS 1 (set once the broker runs).
+	publish func(topic string, payload []byte) error
 
 	mu     sync.Mutex
 	conns  map[*mochi.Client]string // authenticated connection → party
@@ -223,7 +318,23 @@ type authHook struct {
 func (h *authHook) ID() string { return "flexhub-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSubscribe, mochi.OnDisconnect, mochi.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnSessionEstablished, mochi.OnACLCheck, mochi.OnSubscribe, mochi.OnDisconnect, mochi.OnPublish}, []byte{b})
+}
+
+// OnSessionEstablished turns off mochi's own enforcement of the client's
+// Receive Maximum (a send quota of 0 means none), before the connection
+// reads its first packet. In mochi 2.7.9 that enforcement, once a
+// client's quota is set, runs after every packet the client sends while
+// anything is in flight to it: it copies and sorts every message in
+// flight (8,192 at a fan-out, for each PUBACK), and takes the in-flight
+// lock twice for reading, which deadlocks the connection when a publish
+// asks for the lock in between; and a message it holds back for want of
+// quota is sent later untracked, so its PUBACK never gives the quota
+// back and the session stalls once Receive Maximum of them have gone out.
+// Every message routed to a party's session is flexhub's own publish
+// (Embedded.Publish), which keeps to the client's Receive Maximum itself.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	cl.State.Inflight.ResetSendQuota(0)
 }
 
 // OnConnect authenticates the CONNECT. It answers a refusal itself so
@@ -398,20 +509,322 @@ func (h *authHook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Pack
 // answered the packet.
 func (h *authHook) tell(party, topic, title string, err error) {
 	go func() {
-		if perr := h.srv.Publish(Topic(party, Errors), refusal(topic, title, err), false, 1); perr != nil {
+		if perr := h.publish(Topic(party, Errors), refusal(topic, title, err)); perr != nil {
 			h.log.Warn("mqtt publish refusal", "party", party, "err", perr)
 		}
 	}()
 }
 
-// sessionStore is mochi's bolt storage with one repair: mochi 2.7.9 stores
-// an undelivered (inflight) message without its packet id, and a session
-// restored from it fails to resend ("missing packet id"). The id is the
-// last part of the message's storage key, so it is put back from there.
-type sessionStore struct{ *bolt.Hook }
+// sessionFile is the embedded broker's session store: persistent
+// sessions, their subscriptions, the QoS 1/2 messages in flight to them
+// and retained messages, in a bbolt file. It keeps the layout of mochi's
+// bolt hook (bucket "mochi", the same keys and JSON records), so a file
+// written by an earlier flexhub opens unchanged, but it writes
+// differently: every change is queued and one goroutine commits all that
+// queued while the previous commit was running in one transaction (one
+// fsync), instead of one transaction and fsync per change. A put and a
+// delete of the same key queued together cancel out: a message
+// acknowledged before the next commit never reaches the disk.
+//
+// What waits for the disk: sessions (CONNECT with clean start off),
+// subscriptions and retained messages are durable when the hook returns,
+// as before (the caller waits for the commit that holds its change, in
+// a group with everyone else's). What does not: a message in flight to a
+// session, and its removal at the PUBACK, are written behind — the
+// broker goes on at once and the change is on disk within one commit
+// (a few milliseconds). Every such message is flexhub's own publish
+// (parties publish only to flexhub's topics, which are not routed to
+// sessions), and a crash of the broker is a crash of flexhub: an order
+// lost from the file in that window is sent again by flexhub from its
+// store until acknowledged, a notification is in the feed
+// (docs/MQTT.md, "Sessions and the session file"). Close writes out
+// everything queued before the file is closed, so a restart keeps every
+// message in flight.
+type sessionFile struct {
+	mochi.HookBase
+	path string
+	db   *bbolt.DB
 
-func (s sessionStore) StoredInflightMessages() ([]storage.Message, error) {
-	ms, err := s.Hook.StoredInflightMessages()
+	mu      sync.Mutex
+	pending map[string]storage.Serializable // key → record; nil deletes the key
+	waiters []chan error                    // callers waiting for the next commit
+	kick    chan struct{}                   // something is pending (capacity 1)
+	closed  bool
+	done    chan struct{} // the committer has stopped
+}
+
+// sessionBucket is the bucket of mochi's bolt hook.
+const sessionBucket = "mochi"
+
+func openSessionFile(path string) (*sessionFile, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(sessionBucket))
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	f := &sessionFile{path: path, db: db, pending: map[string]storage.Serializable{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go f.commitLoop()
+	return f, nil
+}
+
+func (f *sessionFile) ID() string { return "flexhub-session-file" }
+
+func (f *sessionFile) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mochi.OnSessionEstablished, mochi.OnDisconnect, mochi.OnSubscribed, mochi.OnUnsubscribed,
+		mochi.OnRetainMessage, mochi.OnWillSent, mochi.OnQosPublish, mochi.OnQosComplete,
+		mochi.OnQosDropped, mochi.OnSysInfoTick, mochi.OnClientExpired, mochi.OnRetainedExpired,
+		mochi.StoredClients, mochi.StoredInflightMessages, mochi.StoredRetainedMessages,
+		mochi.StoredSubscriptions, mochi.StoredSysInfo,
+	}, []byte{b})
+}
+
+// put queues a record (nil: a deletion), encoded at its commit (a record
+// replaced or deleted before then is never encoded). With wait it
+// returns once the record is committed.
+func (f *sessionFile) put(key string, v storage.Serializable, wait bool) {
+	var ch chan error
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		f.Log.Debug("mqtt session file: change after close dropped", "key", key)
+		return
+	}
+	f.pending[key] = v
+	if wait {
+		ch = make(chan error, 1)
+		f.waiters = append(f.waiters, ch)
+	}
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+	if ch != nil {
+		if err := <-ch; err != nil {
+			f.Log.Error("mqtt session file: commit", "key", key, "err", err)
+		}
+	}
+}
+
+func (f *sessionFile) del(key string, wait bool) { f.put(key, nil, wait) }
+
+// commitLoop commits what is pending, one transaction at a time, until
+// the file is closed and nothing is left.
+func (f *sessionFile) commitLoop() {
+	defer close(f.done)
+	for {
+		f.mu.Lock()
+		batch, waiters, closed := f.pending, f.waiters, f.closed
+		f.pending, f.waiters = map[string]storage.Serializable{}, nil
+		f.mu.Unlock()
+		if len(batch) > 0 {
+			err := f.commit(batch)
+			if err != nil && len(waiters) == 0 {
+				f.Log.Error("mqtt session file: commit", "changes", len(batch), "err", err)
+			}
+			for _, w := range waiters {
+				w <- err
+			}
+		} else {
+			for _, w := range waiters {
+				w <- nil
+			}
+		}
+		if closed {
+			return
+		}
+		if len(batch) == 0 {
+			<-f.kick
+		}
+	}
+}
+
+func (f *sessionFile) commit(batch map[string]storage.Serializable) error {
+	return f.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(sessionBucket))
+		for k, v := range batch {
+			if v == nil {
+				if err := b.Delete([]byte(k)); err != nil {
+					return err
+				}
+				continue
+			}
+			rec, err := v.MarshalBinary()
+			if err != nil {
+				f.Log.Error("mqtt session file: encode", "key", k, "err", err)
+				continue
+			}
+			if err := b.Put([]byte(k), rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Stop commits everything queued and closes the file.
+func (f *sessionFile) Stop() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+	<-f.done
+	return f.db.Close()
+}
+
+// The record keys of mochi's bolt hook.
+func sessionClientKey(id string) string { return storage.ClientKey + "_" + id }
+func sessionSubscriptionKey(id, filter string) string {
+	return storage.SubscriptionKey + "_" + id + ":" + filter
+}
+func sessionInflightKey(id string, pk packets.Packet) string {
+	return storage.InflightKey + "_" + id + ":" + pk.FormatID()
+}
+func sessionRetainedKey(topic string) string { return storage.RetainedKey + "_" + topic }
+
+func (f *sessionFile) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { f.putClient(cl) }
+func (f *sessionFile) OnWillSent(cl *mochi.Client, _ packets.Packet)           { f.putClient(cl) }
+
+func (f *sessionFile) putClient(cl *mochi.Client) {
+	p := cl.Properties.Props.Copy(false)
+	f.put(sessionClientKey(cl.ID), &storage.Client{
+		ID: cl.ID, T: storage.ClientKey, Remote: cl.Net.Remote, Listener: cl.Net.Listener,
+		Username: cl.Properties.Username, Clean: cl.Properties.Clean, ProtocolVersion: cl.Properties.ProtocolVersion,
+		Properties: storage.ClientProperties{
+			SessionExpiryInterval: p.SessionExpiryInterval, AuthenticationMethod: p.AuthenticationMethod,
+			AuthenticationData: p.AuthenticationData, RequestProblemInfo: p.RequestProblemInfo,
+			RequestResponseInfo: p.RequestResponseInfo, ReceiveMaximum: p.ReceiveMaximum,
+			TopicAliasMaximum: p.TopicAliasMaximum, User: p.User, MaximumPacketSize: p.MaximumPacketSize,
+		},
+		Will: storage.ClientWill(cl.Properties.Will),
+	}, true)
+}
+
+func (f *sessionFile) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
+	if expire && cl.StopCause() != packets.ErrSessionTakenOver {
+		f.del(sessionClientKey(cl.ID), true)
+	}
+}
+
+func (f *sessionFile) OnClientExpired(cl *mochi.Client) { f.del(sessionClientKey(cl.ID), true) }
+
+func (f *sessionFile) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
+	for i, s := range pk.Filters {
+		k := sessionSubscriptionKey(cl.ID, s.Filter)
+		f.put(k, &storage.Subscription{
+			ID: k, T: storage.SubscriptionKey, Client: cl.ID, Qos: codes[i], Filter: s.Filter,
+			Identifier: s.Identifier, NoLocal: s.NoLocal, RetainHandling: s.RetainHandling, RetainAsPublished: s.RetainAsPublished,
+		}, i == len(pk.Filters)-1)
+	}
+}
+
+func (f *sessionFile) OnUnsubscribed(cl *mochi.Client, pk packets.Packet) {
+	for i, s := range pk.Filters {
+		f.del(sessionSubscriptionKey(cl.ID, s.Filter), i == len(pk.Filters)-1)
+	}
+}
+
+func (f *sessionFile) OnRetainMessage(cl *mochi.Client, pk packets.Packet, r int64) {
+	k := sessionRetainedKey(pk.TopicName)
+	if r == -1 {
+		f.del(k, true)
+		return
+	}
+	m := message(k, storage.RetainedKey, cl.ID, pk)
+	f.put(k, &m, true)
+}
+
+func (f *sessionFile) OnRetainedExpired(topic string) { f.del(sessionRetainedKey(topic), true) }
+
+// OnQosPublish queues a message in flight to a session (written behind).
+func (f *sessionFile) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, _ int) {
+	k := sessionInflightKey(cl.ID, pk)
+	m := message(k, storage.InflightKey, cl.ID, pk)
+	m.Sent = sent
+	m.PacketID = pk.PacketID
+	f.put(k, &m, false)
+}
+
+// OnQosComplete queues the removal of an acknowledged message.
+func (f *sessionFile) OnQosComplete(cl *mochi.Client, pk packets.Packet) {
+	f.del(sessionInflightKey(cl.ID, pk), false)
+}
+
+func (f *sessionFile) OnQosDropped(cl *mochi.Client, pk packets.Packet) { f.OnQosComplete(cl, pk) }
+
+func (f *sessionFile) OnSysInfoTick(sys *system.Info) {
+	f.put(storage.SysInfoKey, &storage.SystemInfo{ID: storage.SysInfoKey, T: storage.SysInfoKey, Info: *sys}, false)
+}
+
+func message(key, kind, client string, pk packets.Packet) storage.Message {
+	p := pk.Properties.Copy(false)
+	return storage.Message{
+		ID: key, T: kind, Client: client, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
+		TopicName: pk.TopicName, Payload: pk.Payload, Created: pk.Created,
+		Properties: storage.MessageProperties{
+			PayloadFormat: p.PayloadFormat, MessageExpiryInterval: p.MessageExpiryInterval,
+			ContentType: p.ContentType, ResponseTopic: p.ResponseTopic, CorrelationData: p.CorrelationData,
+			SubscriptionIdentifier: p.SubscriptionIdentifier, TopicAlias: p.TopicAlias, User: p.User,
+		},
+	}
+}
+
+// records decodes every record whose key starts with prefix.
+func records[T any, P interface {
+	*T
+	storage.Serializable
+}](f *sessionFile, prefix string) ([]T, error) {
+	out := []T{}
+	err := f.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket([]byte(sessionBucket)).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			var r T
+			if err := P(&r).UnmarshalBinary(v); err != nil {
+				return fmt.Errorf("record %s: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("mqtt session file %s: %w", f.path, err)
+	}
+	return out, err
+}
+
+func (f *sessionFile) StoredClients() ([]storage.Client, error) {
+	return records[storage.Client](f, storage.ClientKey+"_")
+}
+
+func (f *sessionFile) StoredSubscriptions() ([]storage.Subscription, error) {
+	return records[storage.Subscription](f, storage.SubscriptionKey+"_")
+}
+
+func (f *sessionFile) StoredRetainedMessages() ([]storage.Message, error) {
+	return records[storage.Message](f, storage.RetainedKey+"_")
+}
+
+// StoredInflightMessages also repairs records written by mochi's own bolt
+// hook (flexhub before the session file was its own): mochi 2.7.9 stored
+// a message in flight without its packet id, and a session restored from
+// it fails to resend ("missing packet id"). The id is the last part of
+// the record's key.
+func (f *sessionFile) StoredInflightMessages() ([]storage.Message, error) {
+	ms, err := records[storage.Message](f, storage.InflightKey+"_")
 	for i := range ms {
 		if ms[i].PacketID != 0 {
 			continue
@@ -423,6 +836,17 @@ func (s sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 		}
 	}
 	return ms, err
+}
+
+func (f *sessionFile) StoredSysInfo() (storage.SystemInfo, error) {
+	var v storage.SystemInfo
+	err := f.db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket([]byte(sessionBucket)).Get([]byte(storage.SysInfoKey)); b != nil {
+			return v.UnmarshalBinary(b)
+		}
+		return nil
+	})
+	return v, err
 }
 
 // levelFloor drops records below a level.

@@ -53,6 +53,12 @@ type External struct {
 
 	mu   sync.Mutex
 	subs []subscription
+	// early holds messages that came before any handler for their topic
+	// was subscribed (a persistent session's queue is delivered right
+	// after the CONNACK, before flexhub's handlers subscribe):
+	// unacknowledged, handed to the first matching Subscribe.
+	early     []earlyMessage
+	earlyTick *time.Timer
 
 	ctrl    sync.Mutex // one dynsec command batch at a time
 	replies chan []byte
@@ -242,11 +248,40 @@ func (e *External) received(pr paho.PublishReceived) (bool, error) {
 			hs = append(hs, s.handler)
 		}
 	}
+	if len(hs) == 0 {
+		// Not acknowledged (that would drop it) until a handler takes it.
+		e.early = append(e.early, earlyMessage{m, m.Hold()})
+		if e.earlyTick == nil {
+			e.earlyTick = time.AfterFunc(earlyWait, e.dropEarly)
+		}
+	}
 	e.mu.Unlock()
 	for _, h := range hs {
 		h(m)
 	}
 	return true, nil
+}
+
+type earlyMessage struct {
+	m       Message
+	release func()
+}
+
+// earlyWait is how long a message for which flexhub has no handler waits
+// for one before it is acknowledged and dropped.
+const earlyWait = 30 * time.Second
+
+// dropEarly acknowledges the messages no handler took (a topic of an
+// earlier subscription of the session that flexhub no longer has).
+func (e *External) dropEarly() {
+	e.mu.Lock()
+	early := e.early
+	e.early, e.earlyTick = nil, nil
+	e.mu.Unlock()
+	for _, em := range early {
+		e.log.Warn("mqtt message without a handler dropped", "topic", em.m.Topic)
+		em.release()
+	}
 }
 
 // receiveMaximum is the Receive Maximum flexhub asks an external broker
@@ -275,7 +310,24 @@ func (e *External) Publish(ctx context.Context, topic string, payload []byte, qo
 func (e *External) Subscribe(ctx context.Context, filter string, qos byte, handler func(Message)) error {
 	e.mu.Lock()
 	e.subs = append(e.subs, subscription{filter, qos, handler})
+	var taken []earlyMessage
+	kept := e.early[:0]
+	for _, em := range e.early {
+		if Match(filter, em.m.Topic) {
+			taken = append(taken, em)
+		} else {
+			kept = append(kept, em)
+		}
+	}
+	e.early = kept
 	e.mu.Unlock()
+	// At most Receive Maximum (2,000) of them: a handler that queues
+	// what it takes (app.ServeMQTT) has room for them before its reader
+	// starts.
+	for _, em := range taken {
+		handler(em.m)
+		em.release()
+	}
 	if err := e.cm.AwaitConnection(ctx); err != nil {
 		return err
 	}
