@@ -284,4 +284,27 @@ type ActivationTx interface {
 	// DueActivationOrders lists, earliest first, at most limit orders
 	// whose DueAt has passed at now.
 	DueActivationOrders(ctx context.Context, now time.Time, limit int) ([]*ActivationOrder, error)
+
+	// Batches (an order batch of 10,000, a sweep, a batch of MQTT
+	// acknowledgements): the same rows as the one-order methods, written
+	// with a few set-based statements instead of a dozen per order.
+
+	// CreateActivationOrders is CreateActivationOrder for many orders:
+	// each with its first history row; all of them, or an error and none
+	// (EConflict for an id already taken).
+	CreateActivationOrders(ctx context.Context, orders []*ActivationOrder) error
+	// ActivationOrders reads the orders with the given ids, as
+	// ActivationOrder does each (in a write transaction under the same
+	// lock); ids not found are absent from the map.
+	ActivationOrders(ctx context.Context, ids []string) (map[string]*ActivationOrder, error)
+	// UpdateActivationOrders is UpdateActivationOrder for many steps. An
+	// order may appear more than once, its entries in succession, one
+	// per step: the first carries the version read, each next one the
+	// version after the previous step (one more). Every entry becomes a
+	// version of its own with its history row; the order's row ends at
+	// the last. On success each entry's Version is its new version. If
+	// the stored version of any order is not the one its first entry
+	// carries, nothing is written and the error is EConflict (ENotFound
+	// for a missing order), naming the order, as UpdateActivationOrder's.
+	UpdateActivationOrders(ctx context.Context, steps []*ActivationOrder) error
 }

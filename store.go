@@ -90,6 +90,10 @@ type Tx interface {
 	// "metering_point_id", "connection_point_id", "status".
 	ListResources(ctx context.Context, f Filter, pg Page) ([]*Resource, string, error)
 
+	// Resources reads the resources with the given ids; ids not found
+	// are absent from the map (an order batch checks thousands at once).
+	Resources(ctx context.Context, ids []string) (map[string]*Resource, error)
+
 	CreateProduct(ctx context.Context, p *Product) error
 	UpdateProduct(ctx context.Context, p *Product) error
 	Product(ctx context.Context, id string) (*Product, error)
@@ -102,6 +106,11 @@ type Tx interface {
 	// ListPrequalifications filters on "resource_id", "product_id",
 	// "fsp_id", "system_operator_id", "status".
 	ListPrequalifications(ctx context.Context, f Filter, pg Page) ([]*Prequalification, string, error)
+
+	// PrequalificationsFor lists the prequalifications (any status) of
+	// the given resources for one product, as ListPrequalifications with
+	// resource_id and product_id for each resource would.
+	PrequalificationsFor(ctx context.Context, productID string, resourceIDs []string) ([]*Prequalification, error)
 
 	CreateGridPrequalification(ctx context.Context, g *GridPrequalification) error
 	UpdateGridPrequalification(ctx context.Context, g *GridPrequalification) error
@@ -192,6 +201,9 @@ type Tx interface {
 	// reader paging with "after" never skips a notification committed
 	// later with a smaller number.
 	CreateNotification(ctx context.Context, n *Notification) error
+	// CreateNotifications is CreateNotification for many, numbered in
+	// slice order.
+	CreateNotifications(ctx context.Context, ns []*Notification) error
 	// ListNotifications lists a party's notifications with Seq > after,
 	// in Seq order, at most limit (0: DefaultPageLimit).
 	ListNotifications(ctx context.Context, partyID string, after int64, limit int) ([]*Notification, error)
@@ -211,6 +223,9 @@ type Tx interface {
 	// AppendAudit fills Seq, PrevHash and Hash and appends the entry. The
 	// chain stays linear under concurrent transactions.
 	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// AppendAudits is AppendAudit for many entries, chained in slice
+	// order.
+	AppendAudits(ctx context.Context, es []*AuditEntry) error
 	// ListAudit lists entries in sequence order after seq `after`; with
 	// partyID set, only entries naming that party; with objectID set,
 	// only entries about that object.

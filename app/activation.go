@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,9 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 		func(tx flexhub.Tx) (*OrderBatch, string, error) {
 			b := &OrderBatch{ID: flexhub.NewID()}
 			bc := &orderBatchTx{products: map[string]*flexhub.Product{}}
+			if err := bc.prefetch(ctx, tx, specs); err != nil {
+				return nil, "", err
+			}
 			for i := range specs {
 				o, err := s.createOrderTx(ctx, tx, by, &specs[i], b.ID, bc)
 				if err != nil {
@@ -104,6 +108,9 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 				}
 				b.Orders = append(b.Orders, o)
 			}
+			if err := s.storeOrders(ctx, tx, by, bc); err != nil {
+				return nil, "", err
+			}
 			// The webhook events of the whole batch at once: each party's
 			// endpoints are read once, not once per order.
 			if err := s.EmitEvents(ctx, tx, bc.events); err != nil {
@@ -118,11 +125,136 @@ func (s *Service) CreateActivationOrderBatch(ctx context.Context, specs []flexhu
 }
 
 // orderBatchTx is what the orders of one batch share inside its
-// transaction: the products read so far and the webhook events, emitted
-// together at the end.
+// transaction: the products read so far, the orders checked but not yet
+// stored (written together by storeOrders) and the webhook events,
+// emitted together at the end.
 type orderBatchTx struct {
 	products map[string]*flexhub.Product
+	pending  []*flexhub.ActivationOrder
 	events   []Event
+	// The resources and prequalifications the batch's orders without an
+	// obligation name, read together up front (prefetch): two reads per
+	// order fewer.
+	resources map[string]*flexhub.Resource
+	prequals  map[[2]string][]*flexhub.Prequalification // resource, product
+}
+
+// prefetch reads the resources the specs without an obligation name and
+// their prequalifications for the named products, in a few statements.
+// What is not found is looked for again, one by one, when its order is
+// built (and refused then as before).
+func (bc *orderBatchTx) prefetch(ctx context.Context, tx flexhub.Tx, specs []flexhub.ActivationOrderSpec) error {
+	var ids []string
+	byProduct := map[string][]string{}
+	for i := range specs {
+		sp := &specs[i]
+		if sp.Type == flexhub.OrderEnd || strings.TrimSpace(sp.ObligationID) != "" {
+			continue
+		}
+		r, p := strings.TrimSpace(sp.ResourceID), strings.TrimSpace(sp.ProductID)
+		if r == "" || p == "" {
+			continue
+		}
+		ids = append(ids, r)
+		byProduct[p] = append(byProduct[p], r)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var err error
+	if bc.resources, err = tx.Resources(ctx, ids); err != nil {
+		return err
+	}
+	bc.prequals = map[[2]string][]*flexhub.Prequalification{}
+	for p, rs := range byProduct {
+		pqs, err := tx.PrequalificationsFor(ctx, p, rs)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			bc.prequals[[2]string{r, p}] = nil // read: none unless listed
+		}
+		for _, q := range pqs {
+			k := [2]string{q.ResourceID, q.ProductID}
+			bc.prequals[k] = append(bc.prequals[k], q)
+		}
+	}
+	return nil
+}
+
+// resource returns a prefetched resource, or reads it.
+func (bc *orderBatchTx) resource(ctx context.Context, tx flexhub.Tx, id string) (*flexhub.Resource, error) {
+	if bc != nil {
+		if r, ok := bc.resources[id]; ok {
+			return r, nil
+		}
+	}
+	return tx.Resource(ctx, id)
+}
+
+// prequalifications returns a resource's prequalifications for a
+// product, prefetched or read.
+func (bc *orderBatchTx) prequalifications(ctx context.Context, tx flexhub.Tx, resourceID, productID string) ([]*flexhub.Prequalification, error) {
+	if bc != nil {
+		if pqs, ok := bc.prequals[[2]string{resourceID, productID}]; ok {
+			return pqs, nil
+		}
+	}
+	return listAll(func(pg flexhub.Page) ([]*flexhub.Prequalification, string, error) {
+		return tx.ListPrequalifications(ctx, flexhub.Filter{"resource_id": resourceID, "product_id": productID}, pg)
+	})
+}
+
+// storeOrders stores the batch's pending orders with the set-based store
+// methods: the orders with their history, then their audit entries and
+// notifications, each in the orders' sequence — the same rows, in the
+// same order, as createOrderTx writes for one order after another.
+func (s *Service) storeOrders(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, bc *orderBatchTx) error {
+	if len(bc.pending) == 0 {
+		return nil
+	}
+	if err := tx.CreateActivationOrders(ctx, bc.pending); err != nil {
+		return err
+	}
+	audit := make([]*flexhub.AuditEntry, len(bc.pending))
+	notes := make([]*flexhub.Notification, 0, len(bc.pending))
+	for i, o := range bc.pending {
+		audit[i] = s.orderAudit(by.ID, "activation_order.created", o, by.ID, o.SystemOperatorID, o.FSPID)
+		notes = append(notes, s.orderNotes([]string{o.FSPID}, flexhub.NotifyActivationOrder, o.ID, newOrderText(o))...)
+	}
+	if err := tx.AppendAudits(ctx, audit); err != nil {
+		return err
+	}
+	if err := tx.CreateNotifications(ctx, notes); err != nil {
+		return err
+	}
+	bc.pending = bc.pending[:0]
+	return nil
+}
+
+// orderAudit is the audit entry recordAs appends for a step of order o
+// (for the set-based AppendAudits).
+func (s *Service) orderAudit(actorID, action string, o *flexhub.ActivationOrder, parties ...string) *flexhub.AuditEntry {
+	return &flexhub.AuditEntry{
+		At: s.now(), ActorID: actorID, Action: action, ObjectKind: flexhub.KindActivationOrder, ObjectID: o.ID, Version: o.Version,
+		Parties: dedupe(parties), PayloadHash: flexhub.PayloadHash(o),
+	}
+}
+
+// orderNotes are the notifications notify appends about order id (for
+// the set-based CreateNotifications).
+func (s *Service) orderNotes(parties []string, typ, id, text string) []*flexhub.Notification {
+	now := s.now()
+	var out []*flexhub.Notification
+	for _, p := range dedupe(parties) {
+		out = append(out, &flexhub.Notification{PartyID: p, At: now, Type: typ, ObjectKind: flexhub.KindActivationOrder, ObjectID: id, Text: text})
+	}
+	return out
+}
+
+func newOrderText(o *flexhub.ActivationOrder) string {
+	return fmt.Sprintf("%s order %s for resource %s from %s to %s; acknowledge by %s", o.Type, o.ID, o.ResourceID,
+		o.First().Format(time.RFC3339), o.Last().Format(time.RFC3339), o.AckDeadline.Format(time.RFC3339))
 }
 
 // product reads a product once per batch (nil bc: every time).
@@ -145,20 +277,31 @@ func (bc *orderBatchTx) product(ctx context.Context, tx flexhub.Tx, id string) (
 // emit.
 func (s *Service) createOrderTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.ActivationOrderSpec, batch string, bc *orderBatchTx) (*flexhub.ActivationOrder, error) {
 	spec.ObligationID, spec.ResourceID, spec.ProductID, spec.EndsOrderID = strings.TrimSpace(spec.ObligationID), strings.TrimSpace(spec.ResourceID), strings.TrimSpace(spec.ProductID), strings.TrimSpace(spec.EndsOrderID)
+	if bc != nil && spec.Type == flexhub.OrderEnd {
+		// An end order reads and changes the order it ends, which may be
+		// one of this batch: what came before it is stored first.
+		if err := s.storeOrders(ctx, tx, by, bc); err != nil {
+			return nil, err
+		}
+	}
 	o, err := s.buildOrder(ctx, tx, by, spec, bc)
 	if err != nil {
 		return nil, err
 	}
 	o.BatchID = batch
+	if bc != nil && o.Type != flexhub.OrderEnd {
+		// Stored with the rest of the batch (storeOrders).
+		bc.pending = append(bc.pending, o)
+		bc.events = append(bc.events, Event{PartyID: o.FSPID, Type: flexhub.EventActivationOrder, ID: o.ID + ".created", Payload: o})
+		return o, nil
+	}
 	if err := tx.CreateActivationOrder(ctx, o); err != nil {
 		return nil, err
 	}
 	if err := s.record(ctx, tx, by, "activation_order.created", flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf("%s order %s for resource %s from %s to %s; acknowledge by %s", o.Type, o.ID, o.ResourceID,
-		o.First().Format(time.RFC3339), o.Last().Format(time.RFC3339), o.AckDeadline.Format(time.RFC3339))
-	if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
+	if err := s.notify(ctx, tx, []string{o.FSPID}, flexhub.NotifyActivationOrder, flexhub.KindActivationOrder, o.ID, "", newOrderText(o)); err != nil {
 		return nil, err
 	}
 	if bc != nil {
@@ -256,7 +399,7 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 			return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.product", "product_id", "product %s not found among the products of party %s", spec.ProductID, by.ID)
 		}
 		product = p
-		r, err := tx.Resource(ctx, spec.ResourceID)
+		r, err := bc.resource(ctx, tx, spec.ResourceID)
 		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
 			return nil, err
 		}
@@ -274,14 +417,14 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 			if p.ActivationMode != "automatic" {
 				return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.obligation", "obligation_id", "product %s is activated manually, against awarded obligations: name the obligation", p.ID)
 			}
-			if err := orderPrequalified(ctx, tx, r, p, spec.Setpoints); err != nil {
+			if err := orderPrequalified(ctx, tx, bc, r, p, spec.Setpoints); err != nil {
 				return nil, err
 			}
 		case flexhub.OrderLimit:
 			// A DSO limits a resource in its own grid; anyone else needs
 			// the resource prequalified for its product.
 			if r.DSOID != by.ID {
-				if err := orderPrequalified(ctx, tx, r, p, spec.Setpoints); err != nil {
+				if err := orderPrequalified(ctx, tx, bc, r, p, spec.Setpoints); err != nil {
 					return nil, err
 				}
 			}
@@ -359,10 +502,8 @@ func owedOver(o *flexhub.Obligation, start, end time.Time) (int64, bool) {
 
 // orderPrequalified: the resource holds an approved prequalification for
 // the product valid over every set-point.
-func orderPrequalified(ctx context.Context, tx flexhub.Tx, r *flexhub.Resource, p *flexhub.Product, sps []flexhub.SetpointSpec) error {
-	pqs, err := listAll(func(pg flexhub.Page) ([]*flexhub.Prequalification, string, error) {
-		return tx.ListPrequalifications(ctx, flexhub.Filter{"resource_id": r.ID, "product_id": p.ID}, pg)
-	})
+func orderPrequalified(ctx context.Context, tx flexhub.Tx, bc *orderBatchTx, r *flexhub.Resource, p *flexhub.Product, sps []flexhub.SetpointSpec) error {
+	pqs, err := bc.prequalifications(ctx, tx, r.ID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -509,9 +650,15 @@ type OrderReport struct {
 // gets its Err and changes nothing; the others are stored together. The
 // returned error is for the batch as a whole (the store failed), in
 // which case nothing was stored.
+//
+// Each report is applied as reportTx applies one — checked, stepped, a
+// new version with its history row, audit entry, notification and
+// webhook event — but the orders are read with one ActivationOrders and
+// the rows written with the set-based store methods; two reports on one
+// order (received, then accepted) are two successive versions.
 func (s *Service) ReportActivationOrders(ctx context.Context, reps []OrderReport) error {
 	return s.store.Update(ctx, func(tx flexhub.Tx) error {
-		var events []Event
+		ids := make([]string, 0, len(reps))
 		for i := range reps {
 			r := &reps[i]
 			r.Err = nil
@@ -523,17 +670,101 @@ func (s *Service) ReportActivationOrders(ctx context.Context, reps []OrderReport
 				r.Err = err
 				continue
 			}
-			if _, err := s.reportTx(ctx, tx, r.By, r.Report.OrderID, r.Report, r.Channel, &events); err != nil {
-				if flexhub.ErrorKind(err) == flexhub.EInternal || flexhub.ErrorKind(err) == "" {
-					return err
-				}
-				r.Err = err
+			if r.Report.OrderID == "" {
+				r.Err = flexhub.RuleErrorf(flexhub.EInvalid, "order.report", "order_id", "name the order the report is about")
+				continue
 			}
+			ids = append(ids, r.Report.OrderID)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		orders, err := tx.ActivationOrders(ctx, ids)
+		if err != nil {
+			return err
+		}
+		// Step the orders in memory, report by report; every step that
+		// changes an order is a snapshot to store.
+		type applied struct {
+			by   *flexhub.Party
+			snap *flexhub.ActivationOrder
+		}
+		var done []applied
+		stepsOf := map[string][]*flexhub.ActivationOrder{}
+		var order []string // ids in the order of their first step
+		for i := range reps {
+			r := &reps[i]
+			if r.Err != nil {
+				continue
+			}
+			o := orders[r.Report.OrderID]
+			if o == nil || o.FSPID != r.By.ID {
+				r.Err = notFound("activation order", r.Report.OrderID)
+				continue
+			}
+			changed, err := o.Step(r.Report.Status, r.By.ID, r.Channel, strings.TrimSpace(r.Report.Reason), s.now())
+			if err != nil {
+				r.Err = err
+				continue
+			}
+			if !changed {
+				continue
+			}
+			snap := snapshotOrder(o)
+			o.Version++ // what the store makes it: the next step builds on that
+			if _, ok := stepsOf[o.ID]; !ok {
+				order = append(order, o.ID)
+			}
+			stepsOf[o.ID] = append(stepsOf[o.ID], snap)
+			done = append(done, applied{r.By, snap})
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		steps := make([]*flexhub.ActivationOrder, 0, len(done))
+		for _, id := range order {
+			steps = append(steps, stepsOf[id]...)
+		}
+		if err := tx.UpdateActivationOrders(ctx, steps); err != nil {
+			return err
+		}
+		audit := make([]*flexhub.AuditEntry, len(done))
+		notes := make([]*flexhub.Notification, 0, len(done))
+		events := make([]Event, len(done))
+		for i, a := range done {
+			o := a.snap
+			audit[i] = s.orderAudit(a.by.ID, "activation_order."+o.Status, o, a.by.ID, o.SystemOperatorID, o.FSPID)
+			notes = append(notes, s.orderNotes([]string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, o.ID, reportText(o, a.by))...)
+			events[i] = Event{PartyID: o.SystemOperatorID, Type: flexhub.EventActivationStatus, ID: fmt.Sprintf("%s.%d", o.ID, o.Version), Payload: o}
+		}
+		if err := tx.AppendAudits(ctx, audit); err != nil {
+			return err
+		}
+		if err := tx.CreateNotifications(ctx, notes); err != nil {
+			return err
 		}
 		// The webhook events of the batch together (each party's
 		// endpoints read once).
 		return s.EmitEvents(ctx, tx, events)
 	})
+}
+
+// snapshotOrder copies an order as it is after a step, so that later
+// steps of the same order in the batch leave it alone.
+func snapshotOrder(o *flexhub.ActivationOrder) *flexhub.ActivationOrder {
+	c := *o
+	c.Setpoints = slices.Clone(o.Setpoints)
+	c.Tracking = slices.Clone(o.Tracking)
+	c.Alerts = slices.Clone(o.Alerts)
+	return &c
+}
+
+func reportText(o *flexhub.ActivationOrder, by *flexhub.Party) string {
+	text := fmt.Sprintf("order %s: %s by %s", o.ID, o.Status, by.ID)
+	if r := o.Tracking[len(o.Tracking)-1].Reason; r != "" {
+		text += " (" + r + ")"
+	}
+	return text
 }
 
 func checkReport(rep flexhub.ActivationOrderReport) error {
@@ -573,11 +804,7 @@ func (s *Service) reportTx(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err := s.record(ctx, tx, by, "activation_order."+o.Status, flexhub.KindActivationOrder, o.ID, o.Version, o, o.SystemOperatorID, o.FSPID); err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf("order %s: %s by %s", o.ID, o.Status, by.ID)
-	if r := o.Tracking[len(o.Tracking)-1].Reason; r != "" {
-		text += " (" + r + ")"
-	}
-	if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", text); err != nil {
+	if err := s.notify(ctx, tx, []string{o.SystemOperatorID}, flexhub.NotifyActivationStatus, flexhub.KindActivationOrder, o.ID, "", reportText(o, by)); err != nil {
 		return nil, err
 	}
 	ev := Event{PartyID: o.SystemOperatorID, Type: flexhub.EventActivationStatus, ID: fmt.Sprintf("%s.%d", o.ID, o.Version), Payload: o}
@@ -644,20 +871,9 @@ func (s *Service) sweepPage(ctx context.Context) (int, bool, error) {
 		var alerts []orderAlert
 		done := 0
 		err := s.store.Update(ctx, func(tx flexhub.Tx) error {
-			alerts, done = alerts[:0], 0
-			for _, o := range chunk {
-				a, ok, err := s.sweepOrderTx(ctx, tx, o, sent[o.ID], now)
-				if err != nil {
-					return err
-				}
-				if ok {
-					done++
-				}
-				if a != nil {
-					alerts = append(alerts, *a)
-				}
-			}
-			return nil
+			var err error
+			alerts, done, err = s.sweepOrdersTx(ctx, tx, chunk, sent, now)
+			return err
 		})
 		if err != nil {
 			s.log.Warn("activation order sweep", "orders", len(chunk), "err", err)
@@ -714,16 +930,74 @@ func (s *Service) sendOrders(ctx context.Context, due []*flexhub.ActivationOrder
 	return sent
 }
 
-// sweepOrderTx records one order's due steps; ok is false when the order
-// moved on since it was read (left for the next sweep).
-func (s *Service) sweepOrderTx(ctx context.Context, tx flexhub.Tx, o *flexhub.ActivationOrder, sent bool, now time.Time) (*orderAlert, bool, error) {
-	cur, err := tx.ActivationOrder(ctx, o.ID)
+// sweepOrdersTx records the due steps of a chunk of orders read before
+// the sends: each order read again (ActivationOrders, under the audit
+// lock), left for the next sweep if it moved on meanwhile (an
+// acknowledgement came in), else stepped and written as a new version
+// with the set-based store methods, its audit entries, and for an alert
+// its notification and webhook event. done counts the orders recorded.
+func (s *Service) sweepOrdersTx(ctx context.Context, tx flexhub.Tx, chunk []*flexhub.ActivationOrder, sent map[string]bool, now time.Time) ([]orderAlert, int, error) {
+	ids := make([]string, len(chunk))
+	for i, o := range chunk {
+		ids[i] = o.ID
+	}
+	curs, err := tx.ActivationOrders(ctx, ids)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
-	if cur.Version != o.Version {
-		return nil, false, nil
+	type swept struct {
+		cur     *flexhub.ActivationOrder
+		actions []string
+		alert   *orderAlert
 	}
+	todo := make([]swept, 0, len(chunk))
+	steps := make([]*flexhub.ActivationOrder, 0, len(chunk))
+	for _, o := range chunk {
+		cur := curs[o.ID]
+		if cur == nil {
+			return nil, 0, flexhub.Errorf(flexhub.ENotFound, "activation order %s not found", o.ID)
+		}
+		if cur.Version != o.Version {
+			continue
+		}
+		actions, alert := s.sweepStep(cur, sent[o.ID], now)
+		todo = append(todo, swept{cur, actions, alert})
+		steps = append(steps, cur)
+	}
+	if err := tx.UpdateActivationOrders(ctx, steps); err != nil {
+		return nil, 0, err
+	}
+	var audit []*flexhub.AuditEntry
+	var notes []*flexhub.Notification
+	var events []Event
+	var alerts []orderAlert
+	for _, w := range todo {
+		cur := w.cur
+		for _, a := range w.actions {
+			audit = append(audit, s.orderAudit(SchedulerActor, "activation_order."+a, cur, cur.SystemOperatorID, cur.FSPID))
+		}
+		if w.alert != nil {
+			alerts = append(alerts, *w.alert)
+			notes = append(notes, s.orderNotes([]string{cur.SystemOperatorID}, flexhub.NotifyActivationAlert, cur.ID, w.alert.alert.Text)...)
+			events = append(events, Event{PartyID: cur.SystemOperatorID, Type: flexhub.EventActivationAlert, ID: cur.ID + ".ack_overdue", Payload: w.alert.alert})
+		}
+	}
+	if err := tx.AppendAudits(ctx, audit); err != nil {
+		return nil, 0, err
+	}
+	if err := tx.CreateNotifications(ctx, notes); err != nil {
+		return nil, 0, err
+	}
+	if err := s.EmitEvents(ctx, tx, events); err != nil {
+		return nil, 0, err
+	}
+	return alerts, len(todo), nil
+}
+
+// sweepStep applies an order's due steps to cur (read just now): the
+// send's delivered, the next send, the ack-overdue alert, the start of
+// execution, completion; it returns the audited actions and the alert.
+func (s *Service) sweepStep(cur *flexhub.ActivationOrder, sent bool, now time.Time) ([]string, *orderAlert) {
 	var actions []string
 	if sent {
 		cur.Sends++
@@ -762,26 +1036,7 @@ func (s *Service) sweepOrderTx(ctx context.Context, tx flexhub.Tx, o *flexhub.Ac
 		actions = append(actions, cur.Status)
 	}
 	cur.UpdatedAt = now
-	if err := tx.UpdateActivationOrder(ctx, cur); err != nil {
-		if flexhub.ErrorKind(err) == flexhub.EConflict {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	for _, a := range actions {
-		if err := s.recordAs(ctx, tx, SchedulerActor, "activation_order."+a, flexhub.KindActivationOrder, cur.ID, cur.Version, cur, cur.SystemOperatorID, cur.FSPID); err != nil {
-			return nil, false, err
-		}
-	}
-	if alert != nil {
-		if err := s.notify(ctx, tx, []string{cur.SystemOperatorID}, flexhub.NotifyActivationAlert, flexhub.KindActivationOrder, cur.ID, "", alert.alert.Text); err != nil {
-			return nil, false, err
-		}
-		if err := s.emitEvent(ctx, tx, cur.SystemOperatorID, flexhub.EventActivationAlert, cur.ID+".ack_overdue", alert.alert); err != nil {
-			return nil, false, err
-		}
-	}
-	return alert, true, nil
+	return actions, alert
 }
 
 // publishAlerts tells the parties' MQTT monitoring topics (after the

@@ -514,6 +514,23 @@ func (t noteTx) UpdateActivationOrder(ctx context.Context, o *flexhub.Activation
 	if err := t.Tx.UpdateActivationOrder(ctx, o); err != nil {
 		return err
 	}
+	t.note(o)
+	return nil
+}
+
+func (t noteTx) UpdateActivationOrders(ctx context.Context, steps []*flexhub.ActivationOrder) error {
+	if err := t.Tx.UpdateActivationOrders(ctx, steps); err != nil {
+		return err
+	}
+	for _, o := range steps {
+		t.note(o)
+	}
+	return nil
+}
+
+// note notes the order's received and its answer (commitStore counts
+// each order once).
+func (t noteTx) note(o *flexhub.ActivationOrder) {
 	for _, e := range o.Tracking {
 		switch e.Status {
 		case flexhub.OrderReceived:
@@ -522,7 +539,6 @@ func (t noteTx) UpdateActivationOrder(ctx context.Context, o *flexhub.Activation
 			*t.acc = append(*t.acc, o.ID)
 		}
 	}
-	return nil
 }
 
 // transportRig is the baseline: a broker of the same kind with the

@@ -135,6 +135,16 @@ func (t *Tx) ListBids(ctx context.Context, f flexhub.Filter, pg flexhub.Page) ([
 // hands out sequence values at insert, and a later number can commit
 // first, which a reader paging by "after" would skip for good).
 func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) error {
+	return t.CreateNotifications(ctx, []*flexhub.Notification{n})
+}
+
+// CreateNotifications implements flexhub.Tx: numbered in slice order
+// under the audit lock, as CreateNotification; PostgreSQL takes them in
+// one statement, SQLite row by row (in-process, prepared).
+func (t *Tx) CreateNotifications(ctx context.Context, ns []*flexhub.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
 	if err := t.lockAudit(ctx); err != nil {
 		return err
 	}
@@ -145,17 +155,38 @@ func (t *Tx) CreateNotification(ctx context.Context, n *flexhub.Notification) er
 		}
 		t.noteHead = &last
 	}
-	n.Seq = *t.noteHead + 1
-	n.At = n.At.UTC().Truncate(time.Microsecond)
-	body, err := json.Marshal(n)
-	if err != nil {
-		return err
+	head := *t.noteHead
+	bodies := make([]string, len(ns))
+	for i, n := range ns {
+		n.Seq = head + int64(i) + 1
+		n.At = n.At.UTC().Truncate(time.Microsecond)
+		body, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		bodies[i] = string(body)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO notification (seq, party_id, at, type, object_kind, object_id, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		n.Seq, n.PartyID, micros(n.At), n.Type, n.ObjectKind, n.ObjectID, string(body)); err != nil {
-		return fmt.Errorf("insert notification: %w", err)
+	if t.d.Arrays() {
+		k := len(ns)
+		seq, at := make([]int64, k), make([]int64, k)
+		party, typ, kind, obj := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+		for i, n := range ns {
+			seq[i], at[i], party[i], typ[i], kind[i], obj[i] = n.Seq, micros(n.At), n.PartyID, n.Type, n.ObjectKind, n.ObjectID
+		}
+		if _, err := t.exec(ctx, `INSERT INTO notification (seq, party_id, at, type, object_kind, object_id, body)
+    SELECT * FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[])`,
+			seq, party, at, typ, kind, obj, bodies); err != nil {
+			return fmt.Errorf("insert notifications: %w", err)
+		}
+	} else {
+		for i, n := range ns {
+			if _, err := t.exec(ctx, `INSERT INTO notification (seq, party_id, at, type, object_kind, object_id, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				n.Seq, n.PartyID, micros(n.At), n.Type, n.ObjectKind, n.ObjectID, bodies[i]); err != nil {
+				return fmt.Errorf("insert notification: %w", err)
+			}
+		}
 	}
-	*t.noteHead = n.Seq
+	*t.noteHead = head + int64(len(ns))
 	return nil
 }
 

@@ -57,7 +57,12 @@ func (t *Tx) insertObject(ctx context.Context, tb *table, id string, version *in
 	if err != nil {
 		return err
 	}
-	args := append([]any{id, *version}, idx...)
+	return t.insertObjectBody(ctx, tb, id, *version, at, idx, body)
+}
+
+// insertObjectBody is insertObject with the object already encoded.
+func (t *Tx) insertObjectBody(ctx context.Context, tb *table, id string, version int64, at time.Time, idx []any, body []byte) error {
+	args := append([]any{id, version}, idx...)
 	args = append(args, string(body))
 	if _, err := t.exec(ctx, tb.insertSQL(), args...); err != nil {
 		if t.d.IsUniqueViolation(err) {
@@ -65,7 +70,7 @@ func (t *Tx) insertObject(ctx context.Context, tb *table, id string, version *in
 		}
 		return fmt.Errorf("insert %s: %w", tb.kind, err)
 	}
-	return t.insertHistory(ctx, tb.kind, id, *version, at, body)
+	return t.insertHistory(ctx, tb.kind, id, version, at, body)
 }
 
 // encode renders an object as stored JSON. Text with NUL characters is
@@ -264,4 +269,91 @@ func (t *Tx) Versions(ctx context.Context, kind, id string) ([]flexhub.ObjectVer
 		return nil, flexhub.Errorf(flexhub.ENotFound, "%s %s not found", kind, id)
 	}
 	return out, nil
+}
+
+// getObjects reads the objects with the given ids (absent ids are left
+// out): one statement on PostgreSQL, prepared reads on SQLite.
+func getObjects[T any](ctx context.Context, t *Tx, tb *table, ids []string) (map[string]*T, error) {
+	out := make(map[string]*T, len(ids))
+	if !t.d.Arrays() {
+		for _, id := range ids {
+			if _, ok := out[id]; ok {
+				continue
+			}
+			v, err := getObject[T](ctx, t, tb, "id", id)
+			if flexhub.ErrorKind(err) == flexhub.ENotFound {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[id] = v
+		}
+		return out, nil
+	}
+	rows, err := t.query(ctx, "SELECT id, body FROM "+tb.name+" WHERE id = ANY(?::text[])", ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", tb.kind, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal([]byte(body), v); err != nil {
+			return nil, fmt.Errorf("decode %s %s: %w", tb.kind, id, err)
+		}
+		out[id] = v
+	}
+	return out, rows.Err()
+}
+
+// Resources implements flexhub.Tx.
+func (t *Tx) Resources(ctx context.Context, ids []string) (map[string]*flexhub.Resource, error) {
+	return getObjects[flexhub.Resource](ctx, t, resourceTable, ids)
+}
+
+// PrequalificationsFor implements flexhub.Tx.
+func (t *Tx) PrequalificationsFor(ctx context.Context, productID string, resourceIDs []string) ([]*flexhub.Prequalification, error) {
+	var out []*flexhub.Prequalification
+	if !t.d.Arrays() {
+		seen := map[string]bool{}
+		for _, r := range resourceIDs {
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+			for pg := (flexhub.Page{Limit: flexhub.MaxPageLimit}); ; {
+				page, next, err := listObjects[flexhub.Prequalification](ctx, t, prequalificationTable, flexhub.Filter{"resource_id": r, "product_id": productID}, pg)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, page...)
+				if next == "" {
+					break
+				}
+				pg.After = next
+			}
+		}
+		return out, nil
+	}
+	rows, err := t.query(ctx, `SELECT id, body FROM prequalification WHERE resource_id = ANY(?::text[]) AND product_id = ? ORDER BY id`, resourceIDs, productID)
+	if err != nil {
+		return nil, fmt.Errorf("read prequalifications: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, err
+		}
+		v := new(flexhub.Prequalification)
+		if err := json.Unmarshal([]byte(body), v); err != nil {
+			return nil, fmt.Errorf("decode prequalification %s: %w", id, err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

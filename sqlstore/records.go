@@ -98,6 +98,17 @@ const auditLockKey = 0x666c6578687562 // "flexhub"
 
 // AppendAudit implements flexhub.Tx.
 func (t *Tx) AppendAudit(ctx context.Context, e *flexhub.AuditEntry) error {
+	return t.AppendAudits(ctx, []*flexhub.AuditEntry{e})
+}
+
+// AppendAudits implements flexhub.Tx: the entries are chained in Go, in
+// slice order, after the head read once per transaction under the audit
+// lock; PostgreSQL then takes all of them in one statement, SQLite row by
+// row (in-process, prepared).
+func (t *Tx) AppendAudits(ctx context.Context, es []*flexhub.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
 	if err := t.lockAudit(ctx); err != nil {
 		return err
 	}
@@ -114,20 +125,68 @@ func (t *Tx) AppendAudit(ctx context.Context, e *flexhub.AuditEntry) error {
 			t.auditHead = &auditHead{seq.Int64, prev.String}
 		}
 	}
-	e.Seq, e.PrevHash = t.auditHead.seq+1, t.auditHead.hash
-	e.At = e.At.UTC().Truncate(time.Microsecond)
-	e.Hash = e.ComputeHash()
-	parties, _ := json.Marshal(e.Parties)
-	if _, err := t.exec(ctx, `INSERT INTO audit_entry (seq, at, actor_id, action, object_kind, object_id, version, parties, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, micros(e.At), e.ActorID, e.Action, e.ObjectKind, e.ObjectID, e.Version, string(parties), e.PayloadHash, e.PrevHash, e.Hash); err != nil {
-		return fmt.Errorf("append audit entry: %w", err)
+	head := *t.auditHead
+	parties := make([]string, len(es))
+	for i, e := range es {
+		e.Seq, e.PrevHash = head.seq+1, head.hash
+		e.At = e.At.UTC().Truncate(time.Microsecond)
+		e.Hash = e.ComputeHash()
+		p, _ := json.Marshal(e.Parties)
+		parties[i] = string(p)
+		head = auditHead{e.Seq, e.Hash}
 	}
-	for _, p := range uniq(e.Parties) {
-		if _, err := t.exec(ctx, `INSERT INTO audit_party (seq, party_id) VALUES (?, ?)`, e.Seq, p); err != nil {
-			return fmt.Errorf("index audit entry: %w", err)
+	var err error
+	if t.d.Arrays() {
+		err = t.appendAuditsArrays(ctx, es, parties)
+	} else {
+		err = t.appendAuditsRows(ctx, es, parties)
+	}
+	if err != nil {
+		return err
+	}
+	t.auditHead = &head
+	return nil
+}
+
+func (t *Tx) appendAuditsRows(ctx context.Context, es []*flexhub.AuditEntry, parties []string) error {
+	for i, e := range es {
+		if _, err := t.exec(ctx, `INSERT INTO audit_entry (seq, at, actor_id, action, object_kind, object_id, version, parties, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Seq, micros(e.At), e.ActorID, e.Action, e.ObjectKind, e.ObjectID, e.Version, parties[i], e.PayloadHash, e.PrevHash, e.Hash); err != nil {
+			return fmt.Errorf("append audit entry: %w", err)
+		}
+		for _, p := range uniq(e.Parties) {
+			if _, err := t.exec(ctx, `INSERT INTO audit_party (seq, party_id) VALUES (?, ?)`, e.Seq, p); err != nil {
+				return fmt.Errorf("index audit entry: %w", err)
+			}
 		}
 	}
-	t.auditHead = &auditHead{e.Seq, e.Hash}
+	return nil
+}
+
+// appendAuditsArrays writes the entries and their party index in one
+// statement (PostgreSQL: the index rows' foreign key is checked at the
+// statement's end, when the entries are there).
+func (t *Tx) appendAuditsArrays(ctx context.Context, es []*flexhub.AuditEntry, parties []string) error {
+	n := len(es)
+	seq, at, ver := make([]int64, n), make([]int64, n), make([]int64, n)
+	actor, action, kind, obj, ph, prev, hash := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	var pseq []int64
+	var pid []string
+	for i, e := range es {
+		seq[i], at[i], ver[i] = e.Seq, micros(e.At), e.Version
+		actor[i], action[i], kind[i], obj[i], ph[i], prev[i], hash[i] = e.ActorID, e.Action, e.ObjectKind, e.ObjectID, e.PayloadHash, e.PrevHash, e.Hash
+		for _, p := range uniq(e.Parties) {
+			pseq, pid = append(pseq, e.Seq), append(pid, p)
+		}
+	}
+	const q = `WITH e AS (
+    INSERT INTO audit_entry (seq, at, actor_id, action, object_kind, object_id, version, parties, payload_hash, prev_hash, hash)
+    SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[])
+)
+INSERT INTO audit_party (seq, party_id) SELECT * FROM unnest(?::bigint[], ?::text[])`
+	if _, err := t.exec(ctx, q, seq, at, actor, action, kind, obj, ver, parties, ph, prev, hash, pseq, pid); err != nil {
+		return fmt.Errorf("append audit entries: %w", err)
+	}
 	return nil
 }
 

@@ -57,10 +57,11 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("DueMarketSessions", s.testDueMarketSessions)
 	t.Run("Notifications", s.testNotifications)
 	t.Run("SecondaryMarket", s.testSecondaryMarket)
-	t.Run("Metering", s.testMetering)       // metering.go
-	t.Run("Activation", s.testActivation)   // activation.go
-	t.Run("Webhooks", s.testWebhooks)       // webhook.go
-	t.Run("Nominations", s.testNominations) // nomination.go
+	t.Run("Metering", s.testMetering)                   // metering.go
+	t.Run("Activation", s.testActivation)               // activation.go
+	t.Run("ActivationBatches", s.testActivationBatches) // activation_batch.go
+	t.Run("Webhooks", s.testWebhooks)                   // webhook.go
+	t.Run("Nominations", s.testNominations)             // nomination.go
 }
 
 type suite struct {
