@@ -458,6 +458,18 @@ type MeterTx interface {
 	MeterReadingVersions(ctx context.Context, key MeterSeriesKey, start time.Time) ([]MeterRecord, error)
 	// ListMeterSeries lists the series of a resource or metering point.
 	ListMeterSeries(ctx context.Context, subjectKind, subjectID string) ([]MeterSeries, error)
+	// MeterSenders reads, for the subjects ids of one kind
+	// (MeterSubjectResource or MeterSubjectMeteringPoint), who sends their
+	// meter data: a resource's FSP and its status, a metering point's DSO.
+	// A subject that does not exist is absent from the map.
+	MeterSenders(ctx context.Context, subjectKind string, ids []string) (map[string]MeterSender, error)
+}
+
+// MeterSender is who sends the meter data of a resource or metering
+// point (MeterTx.MeterSenders).
+type MeterSender struct {
+	Party  string // the FSP operating the resource, the DSO of the metering point
+	Status string // the resource's status; "" for a metering point
 }
 
 // MaxMeterBatch is the most readings one ingestion takes.

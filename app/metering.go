@@ -163,10 +163,49 @@ func (s *Service) putMeter(ctx context.Context, tx flexhub.Tx, in *meterIngestio
 }
 
 // checkMeterSenders checks that the sender may send data of every subject
-// of the ingestion (checkMeterSender); it writes nothing.
+// of the ingestion (meterSenderError), reading the subjects' senders in
+// one statement per kind; it writes nothing. The first subject refused,
+// in the order of the readings, names the refusal.
 func (s *Service) checkMeterSenders(ctx context.Context, tx flexhub.Tx, in *meterIngestion) error {
+	senders, err := readMeterSenders(ctx, tx, in.subjects)
+	if err != nil {
+		return err
+	}
+	return checkMeterSendersIn(in, senders)
+}
+
+// meterSenders is who sends the data of subjects, by kind and id, as
+// the store read them (absent: the subject does not exist).
+type meterSenders map[string]map[string]flexhub.MeterSender
+
+// readMeterSenders reads the senders of subjects, one statement per kind.
+func readMeterSenders(ctx context.Context, tx flexhub.Tx, subjects []meterSubject) (meterSenders, error) {
+	ids := map[string][]string{}
+	seen := map[meterSubject]bool{}
+	for _, sub := range subjects {
+		k := meterSubject{kind: sub.kind, id: sub.id}
+		if !seen[k] {
+			seen[k] = true
+			ids[sub.kind] = append(ids[sub.kind], sub.id)
+		}
+	}
+	out := make(meterSenders, len(ids))
+	for kind, list := range ids {
+		m, err := tx.MeterSenders(ctx, kind, list)
+		if err != nil {
+			return nil, err
+		}
+		out[kind] = m
+	}
+	return out, nil
+}
+
+// checkMeterSendersIn checks an ingestion's subjects against senders
+// read before (readMeterSenders over at least its subjects).
+func checkMeterSendersIn(in *meterIngestion, senders meterSenders) error {
 	for _, sub := range in.subjects {
-		if err := s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]"); err != nil {
+		snd, ok := senders[sub.kind][sub.id]
+		if err := meterSenderError(in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]", snd, ok); err != nil {
 			return err
 		}
 	}
@@ -176,24 +215,40 @@ func (s *Service) checkMeterSenders(ctx context.Context, tx flexhub.Tx, in *mete
 // putMeterChecked stores the readings and the audit entry of an ingestion
 // whose senders are checked.
 func (s *Service) putMeterChecked(ctx context.Context, tx flexhub.Tx, in *meterIngestion) (*flexhub.MeterIngestResult, error) {
+	res, batchID, err := s.putMeterReadings(ctx, tx, in)
+	if err != nil {
+		return nil, err
+	}
+	return res, s.recordMeter(ctx, tx, in, res, batchID)
+}
+
+// putMeterReadings stores the readings of an ingestion whose senders are
+// checked; recordMeter then writes its audit entry, named batchID.
+func (s *Service) putMeterReadings(ctx context.Context, tx flexhub.Tx, in *meterIngestion) (*flexhub.MeterIngestResult, string, error) {
 	res := &flexhub.MeterIngestResult{Sender: in.by.ID, ReceivedAt: in.now, Received: len(in.values)}
 	batchID := flexhub.NewID()
 	puts, err := tx.PutMeterReadings(ctx, in.values, in.now, in.by.ID, batchID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, p := range puts {
 		res.MeterPutStats.Add(p.MeterPutStats)
 		res.Series = append(res.Series, flexhub.MeterSeriesResult{MeterSeriesRef: p.Key.Ref(), MeterPutStats: p.MeterPutStats, First: p.First, Last: p.Last})
 	}
+	return res, batchID, nil
+}
+
+// recordMeter writes the audit entry of a stored ingestion, unless it
+// changed nothing (a resend: nothing to record).
+func (s *Service) recordMeter(ctx context.Context, tx flexhub.Tx, in *meterIngestion, res *flexhub.MeterIngestResult, batchID string) error {
 	if res.Inserted+res.Corrected == 0 {
-		return res, nil // a resend: nothing changed, nothing to record
+		return nil
 	}
 	if in.sum == "" {
 		in.sum = meterDigest(in.values)
 	}
 	res.BatchID, res.ReadingsSHA256 = batchID, in.sum
-	return res, s.record(ctx, tx, in.by, "meter.ingested", KindMeterBatch, batchID, 1, res)
+	return s.record(ctx, tx, in.by, "meter.ingested", KindMeterBatch, batchID, 1, res)
 }
 
 // meterStored runs after the commit of an ingestion: running orders of
@@ -235,29 +290,22 @@ func meterDigest(values []flexhub.MeterValue) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checkMeterSender: only the FSP operating a resource and the DSO of a
-// metering point send their meter data.
-func (s *Service) checkMeterSender(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, kind, id, field string) error {
+// meterSenderError: only the FSP operating a resource and the DSO of a
+// metering point send their meter data. snd is the subject's sender as
+// the store has it, ok false when the subject does not exist.
+func meterSenderError(by *flexhub.Party, kind, id, field string, snd flexhub.MeterSender, ok bool) error {
 	switch kind {
 	case flexhub.MeterSubjectResource:
-		r, err := tx.Resource(ctx, id)
-		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-			return err
-		}
-		if r == nil || r.FSPID != by.ID {
+		if !ok || snd.Party != by.ID {
 			return flexhub.RuleErrorf(flexhub.EForbidden, "meter.not_operator", field+".resource_id",
 				"you do not operate resource %s (or it does not exist): only the FSP operating a resource sends its meter data", id)
 		}
-		if r.Status == flexhub.ResourcePendingConfirmation || r.Status == flexhub.ResourceRejected {
+		if snd.Status == flexhub.ResourcePendingConfirmation || snd.Status == flexhub.ResourceRejected {
 			return flexhub.RuleErrorf(flexhub.EInvalid, "meter.resource_not_active", field+".resource_id",
-				"resource %s is %s: it takes meter data once its consumer has confirmed it", id, r.Status)
+				"resource %s is %s: it takes meter data once its consumer has confirmed it", id, snd.Status)
 		}
 	default:
-		m, err := tx.MeteringPoint(ctx, id)
-		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-			return err
-		}
-		if m == nil || m.DSOID != by.ID {
+		if !ok || snd.Party != by.ID {
 			return flexhub.RuleErrorf(flexhub.EForbidden, "meter.not_operator", field+".metering_point_id",
 				"you are not the DSO of metering point %s (or it does not exist): only its DSO sends its meter data", id)
 		}

@@ -302,7 +302,7 @@ func (s *Service) handleMeter(ctx context.Context, q chan<- *meterMsg, topic str
 	}
 	resource := topic[strings.LastIndexByte(topic, '/')+1:]
 	var m MeterMessage
-	if err := strictJSON(payload, &m); err != nil {
+	if err := decodeMeterMessage(payload, &m); err != nil {
 		fail(err)
 		return
 	}
@@ -384,7 +384,7 @@ func (s *Service) meterBatches(ctx context.Context, q <-chan *meterMsg) {
 // storeMeterGroup stores a group of checked meter messages in one
 // transaction: the readings of one sender's messages as one ingestion
 // (one batch id and audit entry per sender and group). A message whose
-// sender may not send its data (checkMeterSenders, which writes nothing)
+// sender may not send its data (checkMeterSendersIn, which writes nothing)
 // is refused and the others go on; if the transaction fails otherwise (a
 // correction of a reading sent in the same group, a lost race on
 // PostgreSQL, an error of the store) every message is stored again on its
@@ -399,7 +399,15 @@ func (s *Service) storeMeterGroup(ctx context.Context, group []*meterMsg) {
 		ins = ins[:0]
 		bySender := map[string]*ingestion{}
 		parties := map[string]*flexhub.Party{}
-		checked := map[meterCheck]error{}
+		// The senders of every subject of the group, in one read.
+		var subjects []meterSubject
+		for _, m := range group {
+			subjects = append(subjects, m.in.subjects...)
+		}
+		senders, err := readMeterSenders(ctx, tx, subjects)
+		if err != nil {
+			return err
+		}
 		for _, m := range group {
 			m.err = nil
 			by, ok := parties[m.party]
@@ -415,13 +423,9 @@ func (s *Service) storeMeterGroup(ctx context.Context, group []*meterMsg) {
 				continue
 			}
 			m.in.by = by
-			if err := s.checkMeterSendersOnce(ctx, tx, m.in, checked); err != nil {
-				var fe *flexhub.Error
-				if errors.As(err, &fe) && fe.Rule != "" {
-					m.err = err
-					continue
-				}
-				return err
+			if err := checkMeterSendersIn(m.in, senders); err != nil {
+				m.err = err // a refusal: the others go on
+				continue
 			}
 			g := bySender[by.ID]
 			if g == nil {
@@ -432,9 +436,18 @@ func (s *Service) storeMeterGroup(ctx context.Context, group []*meterMsg) {
 			g.in.values = append(g.in.values, m.in.values...)
 			g.in.subjects = append(g.in.subjects, m.in.subjects...)
 		}
-		for _, g := range ins {
+		// The readings of every sender first, then the audit entries: the
+		// audit chain's lock (shared with every other writer) is taken
+		// last and held only to the commit.
+		batchIDs := make([]string, len(ins))
+		for i, g := range ins {
 			var err error
-			if g.res, err = s.putMeterChecked(ctx, tx, g.in); err != nil {
+			if g.res, batchIDs[i], err = s.putMeterReadings(ctx, tx, g.in); err != nil {
+				return err
+			}
+		}
+		for i, g := range ins {
+			if err := s.recordMeter(ctx, tx, g.in, g.res, batchIDs[i]); err != nil {
 				return err
 			}
 		}
@@ -466,34 +479,6 @@ func (s *Service) storeMeterGroup(ctx context.Context, group []*meterMsg) {
 			s.log.Error("meter message", "topic", m.topic, "err", m.err)
 		}
 	}
-}
-
-// meterCheck is one sender check in a group: sender, subject.
-type meterCheck struct{ party, kind, id string }
-
-// checkMeterSendersOnce is checkMeterSenders, asking the store once per
-// sender and subject in a group (a group often holds several messages of
-// one resource) and naming the message's own field in a refusal.
-func (s *Service) checkMeterSendersOnce(ctx context.Context, tx flexhub.Tx, in *meterIngestion, checked map[meterCheck]error) error {
-	for _, sub := range in.subjects {
-		k := meterCheck{in.by.ID, sub.kind, sub.id}
-		err, ok := checked[k]
-		if !ok {
-			err = s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]")
-			var fe *flexhub.Error
-			if err != nil && !(errors.As(err, &fe) && fe.Rule != "") {
-				return err // not a refusal: the group fails
-			}
-			checked[k] = err
-		}
-		if err != nil {
-			if ok { // refused before, for another message: name this one's field
-				err = s.checkMeterSender(ctx, tx, in.by, sub.kind, sub.id, "readings["+strconv.Itoa(sub.first)+"]")
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 // refuse answers a message on its sender's errors topic.

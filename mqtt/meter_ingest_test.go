@@ -660,18 +660,21 @@ func rss() uint64 {
 }
 
 // TestMeterMQTTGroups: meter messages from several connections at once,
-// stored in groups, with bad messages among them, on both brokers. Every
-// good message is stored whole; every bad one is refused on its sender's
-// errors topic with the rule it broke and leaves nothing behind; a resend
-// changes nothing and a correction makes a second version.
+// stored in groups, with bad messages among them, on both brokers. Every good message is stored whole; every bad one is
+// refused on its sender's errors topic with the rule it broke and leaves
+// nothing behind; a resend changes nothing and a correction makes a
+// second version.
 func TestMeterMQTTGroups(t *testing.T) {
 	for _, broker := range []string{"embedded", "mosquitto"} {
-		t.Run(broker, func(t *testing.T) { testMeterGroups(t, broker) })
+		// SQLite only: with PostgreSQL the embedded broker's Close hung once
+		// in cleanup (mochi Clients.GetByListener/Len under RLock while
+		// clients attach); app.TestMeterGroupRefusals covers both stores.
+		t.Run(broker+"/sqlite", func(t *testing.T) { testMeterGroups(t, broker, "sqlite") })
 	}
 }
 
-func testMeterGroups(t *testing.T, broker string) {
-	r := newIngestRig(t, broker, "sqlite")
+func testMeterGroups(t *testing.T, broker, store string) {
+	r := newIngestRig(t, broker, store)
 	r.serveFlexhub()
 	// one resource per FSP not yet confirmed by its consumer: the broker
 	// lets its operator publish, flexhub refuses the data

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flexhub/flexhub"
 )
@@ -159,7 +161,15 @@ func (t *Tx) meterSeriesIDs(ctx context.Context, keys []flexhub.MeterSeriesKey, 
 		}
 		return ids, nil
 	}
+	if len(keys) > 1 {
+		if err := t.seriesIDsJSON(ctx, keys, ids); err != nil {
+			return nil, err
+		}
+	}
 	for i, k := range keys {
+		if ids[i] != 0 {
+			continue
+		}
 		col, err := subjectColumn(k.SubjectKind)
 		if err != nil {
 			return nil, err
@@ -223,6 +233,64 @@ func (t *Tx) seriesIDsArrays(ctx context.Context, keys []flexhub.MeterSeriesKey,
 			if err := rows.Scan(&i, &id); err != nil {
 				rows.Close()
 				return err
+			}
+			ids[i] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seriesIDsJSON looks up many series in one statement per subject kind
+// (SQLite): the keys as one JSON array (json_each), each series by its
+// unique index. Keys whose subject is not UTF-8 are left to the caller.
+func (t *Tx) seriesIDsJSON(ctx context.Context, keys []flexhub.MeterSeriesKey, ids []int64) error {
+	for _, kind := range []string{flexhub.MeterSubjectResource, flexhub.MeterSubjectMeteringPoint} {
+		col, _ := subjectColumn(kind)
+		buf := []byte{'['}
+		n := 0
+		for i, k := range keys {
+			if k.SubjectKind != kind || !utf8.ValidString(k.SubjectID) || !utf8.ValidString(k.Quantity) || !utf8.ValidString(k.Flow) {
+				continue
+			}
+			if n > 0 {
+				buf = append(buf, ',')
+			}
+			n++
+			buf = append(buf, '[')
+			buf = appendJSONString(buf, k.SubjectID)
+			buf = append(buf, ',')
+			buf = appendJSONString(buf, k.Quantity)
+			buf = append(buf, ',')
+			buf = appendJSONString(buf, k.Flow)
+			buf = append(buf, ',')
+			buf = strconv.AppendInt(buf, resolutionSeconds(k.Resolution), 10)
+			buf = append(buf, ',')
+			buf = strconv.AppendInt(buf, int64(i), 10)
+			buf = append(buf, ']')
+		}
+		if n == 0 {
+			continue
+		}
+		buf = append(buf, ']')
+		rows, err := t.query(ctx, `SELECT json_extract(j.value, '$[4]'), s.id FROM json_each(?) AS j CROSS JOIN meter_series AS s
+			WHERE s.`+col+` = json_extract(j.value, '$[0]') AND s.quantity = json_extract(j.value, '$[1]')
+			AND s.flow = json_extract(j.value, '$[2]') AND s.resolution_s = json_extract(j.value, '$[3]')`, string(buf))
+		if err != nil {
+			return fmt.Errorf("meter series: %w", err)
+		}
+		for rows.Next() {
+			var i, id int64
+			if err := rows.Scan(&i, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			if i < 0 || i >= int64(len(ids)) {
+				rows.Close()
+				return fmt.Errorf("meter series: unexpected index %d", i)
 			}
 			ids[i] = id
 		}
@@ -393,26 +461,41 @@ func (t *Tx) loadChunks(ctx context.Context, chunks []*meterChunk) error {
 		}
 		return rows.Err()
 	}
-	st, err := t.tx.PrepareContext(ctx, t.d.Rebind(`SELECT rev, data FROM meter_chunk WHERE series_id = ? AND chunk_s = ?`))
-	if err != nil {
-		return err
+	// SQLite: the keys as one JSON array, each chunk by its unique index.
+	buf := make([]byte, 0, 2+len(chunks)*24)
+	buf = append(buf, '[')
+	for i, c := range chunks {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, c.key.series, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, c.key.start, 10)
+		buf = append(buf, ']')
 	}
-	defer st.Close()
-	for _, c := range chunks {
+	buf = append(buf, ']')
+	rows, err := t.query(ctx, `SELECT c.series_id, c.chunk_s, c.rev, c.data FROM json_each(?) AS j CROSS JOIN meter_chunk AS c
+		WHERE c.series_id = json_extract(j.value, '$[0]') AND c.chunk_s = json_extract(j.value, '$[1]')`, string(buf))
+	if err != nil {
+		return fmt.Errorf("read meter chunks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k chunkKey
 		var rev int64
 		var data []byte
-		err := st.QueryRowContext(ctx, c.key.series, c.key.start).Scan(&rev, &data)
-		if err == sql.ErrNoRows {
-			continue
+		if err := rows.Scan(&k.series, &k.start, &rev, &data); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("read meter chunk: %w", err)
+		if c := byKey[k]; c != nil && c.stored {
+			return fmt.Errorf("read meter chunks: chunk %v twice", k)
 		}
-		if err := load(c.key, rev, data); err != nil {
+		if err := load(k, rev, data); err != nil {
 			return err
 		}
 	}
-	return nil
+	return rows.Err()
 }
 
 // writeChunksArrays writes the changed chunks and the superseded
@@ -463,7 +546,9 @@ SELECT count(*) FROM upd`
 
 // writeChunksRows writes the changed chunks and the superseded versions
 // row by row (SQLite: one writer, so nothing changed since loadChunks
-// read; the revision is checked all the same).
+// read; the revision is checked all the same). In-process, a prepared
+// statement per chunk costs less than one statement over all of them
+// with the blobs in JSON (hex), measured on the MQTT benchmark.
 func (t *Tx) writeChunksRows(ctx context.Context, chunks []*meterChunk, hist []meterHist, batch int64, receivedAt time.Time) error {
 	for _, c := range chunks {
 		if c.merged == nil {
@@ -683,4 +768,93 @@ func (t *Tx) ListMeterSeries(ctx context.Context, subjectKind, subjectID string)
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// MeterSenders implements flexhub.Tx: one statement for all ids (an
+// ingestion or an MQTT group checks hundreds of resources at once).
+func (t *Tx) MeterSenders(ctx context.Context, subjectKind string, ids []string) (map[string]flexhub.MeterSender, error) {
+	var q string
+	switch subjectKind {
+	case flexhub.MeterSubjectResource:
+		q = `SELECT id, fsp_id, status FROM resource WHERE id `
+	case flexhub.MeterSubjectMeteringPoint:
+		q = `SELECT id, dso_id, '' FROM metering_point WHERE id `
+	default:
+		return nil, flexhub.Errorf(flexhub.EInvalid, "%q is not a meter subject kind", subjectKind)
+	}
+	out := make(map[string]flexhub.MeterSender, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	scan := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return fmt.Errorf("read meter senders: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var s flexhub.MeterSender
+			if err := rows.Scan(&id, &s.Party, &s.Status); err != nil {
+				return err
+			}
+			out[id] = s
+		}
+		return rows.Err()
+	}
+	if t.d.Arrays() {
+		return out, scan(t.query(ctx, q+`= ANY(?::text[])`, ids))
+	}
+	// SQLite: the ids as one JSON array; an id JSON cannot carry as it
+	// is (not UTF-8) is read on its own.
+	var plain []string
+	for _, id := range ids {
+		if !utf8.ValidString(id) {
+			if err := scan(t.query(ctx, q+`= ?`, id)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		plain = append(plain, id)
+	}
+	if len(plain) > 0 {
+		if err := scan(t.query(ctx, q+`IN (SELECT value FROM json_each(?))`, string(jsonStrings(plain)))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// jsonStrings encodes ss, valid UTF-8, as a JSON array for SQLite's
+// json_each.
+func jsonStrings(ss []string) []byte {
+	n := 2
+	for _, s := range ss {
+		n += len(s) + 3
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, '[')
+	for i, s := range ss {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, s)
+	}
+	return append(buf, ']')
+}
+
+// appendJSONString appends s, valid UTF-8, as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c < 0x20:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return append(buf, '"')
 }
