@@ -689,7 +689,7 @@ type Notification struct {
 	Seq        int64     `json:"seq" doc:"position in the feed; pass the last one you read as ?after="`
 	PartyID    string    `json:"party_id"`
 	At         time.Time `json:"at"`
-	Type       string    `json:"type" enum:"session.opened,session.closed,session.cleared,session.clearing_failed,bid.received,bid.modified,bid.withdrawn,award,offer.published,offer.cancelled,offer.expired,trade.proposed,trade.confirmed,trade.objected,trade.completed,trade.cancelled,trade.expired,activation.order,activation.status,activation.alert"`
+	Type       string    `json:"type" enum:"session.opened,session.closed,session.cleared,session.clearing_failed,bid.received,bid.modified,bid.withdrawn,award,offer.published,offer.cancelled,offer.expired,trade.proposed,trade.confirmed,trade.objected,trade.completed,trade.cancelled,trade.expired,activation.order,activation.status,activation.alert,settlement.statement,settlement.imbalance_adjustment,settlement.verification"`
 	ObjectKind string    `json:"object_kind"`
 	ObjectID   string    `json:"object_id"`
 	SessionID  string    `json:"session_id,omitempty"`

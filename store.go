@@ -46,6 +46,7 @@ type Tx interface {
 	MeterTx      // metering.go
 	ActivationTx // activation.go
 	WebhookTx    // webhook.go
+	SettlementTx // settlementstore.go
 	NominationTx // nomination.go
 
 	CreateParty(ctx context.Context, p *Party) error

@@ -70,7 +70,7 @@ func (s *Server) registerNominations() {
 			return object(n, n.Version), nil
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "replace-nomination", Method: http.MethodPut, Path: "/v1/nominations/{id}", Tags: tags,
-		Summary: "Replace a nominated baseline",
+		Summary:     "Replace a nominated baseline",
 		Description: "By its FSP, with If-Match, until the session's gate closes (410 after: the nomination is frozen). Same resource and session; checked like a new one; every version is kept."},
 		func(ctx context.Context, in *nominationUpdateInput) (*ObjectOutput[flexhub.Nomination], error) {
 			v, err := in.version()

@@ -1,7 +1,6 @@
 package settlement
 
 import (
-	"fmt"
 	"math/bits"
 	"slices"
 	"time"
@@ -19,6 +18,12 @@ type Share struct {
 	Weight        int64
 }
 
+// Rules of the errors Adjustments returns (422: the run stores nothing).
+const (
+	RuleNoBRP           = "settlement.no_brp"
+	RuleNoMeteringPoint = "settlement.no_metering_point"
+)
+
 // Adjustments splits what a verification delivered over the BRPs of the
 // metering points behind the resource, per imbalance settlement period of
 // length isp: the volume to add to each BRP's metered consumption
@@ -30,7 +35,7 @@ type Share struct {
 // volume.
 func Adjustments(v *flexhub.Verification, shares []Share, isp time.Duration) ([]flexhub.ImbalanceAdjustment, error) {
 	if len(shares) == 0 {
-		return nil, fmt.Errorf("resource %s has no metering point to attribute its activation to", v.ResourceID)
+		return nil, flexhub.RuleErrorf(flexhub.EInvalid, RuleNoMeteringPoint, "", "resource %s has no metering point to attribute its activation to", v.ResourceID)
 	}
 	if v.Unit != "mWh" {
 		return nil, nil // reactive energy is not part of the imbalance settlement
@@ -73,7 +78,8 @@ func Adjustments(v *flexhub.Verification, shares []Share, isp time.Duration) ([]
 				}
 				a, ok := s.MeteringPoint.AssignmentAt(start)
 				if !ok || a.BRPID == "" {
-					return nil, fmt.Errorf("metering point %s has no BRP at %s: the activation's energy there cannot be attributed", s.MeteringPoint.ID, start.Format(time.RFC3339))
+					return nil, flexhub.RuleErrorf(flexhub.EInvalid, RuleNoBRP, "", "metering point %s (%s) has no BRP at %s: the energy order %s moved there cannot be attributed; assign a BRP (POST /v1/metering-points/%s/switches) and run again",
+						s.MeteringPoint.ID, s.MeteringPoint.Code, start.Format(time.RFC3339), v.OrderID, s.MeteringPoint.ID)
 				}
 				k := key{s.MeteringPoint.ID, start}
 				adj := acc[k]

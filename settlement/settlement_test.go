@@ -1,6 +1,8 @@
 package settlement
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,8 +249,13 @@ func TestAdjustments(t *testing.T) {
 		t.Errorf("down over an hourly ISP: %+v", adj)
 	}
 	// No BRP: refused, not lost.
-	if _, err := Adjustments(v, []Share{{ResourceID: "u9", MeteringPoint: mp("m9"), Weight: 1}}, q); err == nil {
-		t.Error("a metering point without a BRP was accepted")
+	_, err = Adjustments(v, []Share{{ResourceID: "u9", MeteringPoint: mp("m9"), Weight: 1}}, q)
+	if flexhub.ErrorKind(err) != flexhub.EInvalid || !strings.Contains(flexhub.ErrorMessage(err), "m9") {
+		t.Errorf("a metering point without a BRP: %v, want an invalid-input error naming m9", err)
+	}
+	var fe *flexhub.Error
+	if !errors.As(err, &fe) || fe.Rule != RuleNoBRP {
+		t.Errorf("rule of %v, want %s", err, RuleNoBRP)
 	}
 }
 

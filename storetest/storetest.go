@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("ActivationBatches", s.testActivationBatches) // activation_batch.go
 	t.Run("Webhooks", s.testWebhooks)                   // webhook.go
 	t.Run("Nominations", s.testNominations)             // nomination.go
+	t.Run("Settlement", s.testSettlement)               // settlement.go
 }
 
 type suite struct {
