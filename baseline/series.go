@@ -43,8 +43,10 @@ func (s *Series) index(t time.Time) (int, bool) {
 	return i, i < len(s.Values)
 }
 
-// window returns the values of the n intervals from t, and false when any
+// Window returns the values of the n intervals from t, and false when any
 // of them is outside the series or missing.
+func (s *Series) Window(t time.Time, n int) ([]int64, bool) { return s.window(t, n) }
+
 func (s *Series) window(t time.Time, n int) ([]int64, bool) {
 	i, ok := s.index(t)
 	if !ok || i+n > len(s.Values) {

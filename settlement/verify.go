@@ -96,7 +96,7 @@ func Verify(in OrderInput) (*flexhub.Verification, error) {
 		iv := &v.Intervals[i]
 		var measured []int64
 		var ok bool
-		if measured, ok = seriesWindow(in.Series, iv.Start, 1); ok {
+		if measured, ok = in.Series.Window(iv.Start, 1); ok {
 			m := measured[0]
 			iv.Measured = &m
 		}
@@ -162,25 +162,6 @@ func energyOf(q int64, d time.Duration) int64 {
 	return baseline.MulDivRound(q, int64(d/time.Millisecond), 3600)
 }
 
-func seriesWindow(s *baseline.Series, at time.Time, n int) ([]int64, bool) {
-	d := at.Sub(s.Start)
-	if d < 0 || d%s.Step != 0 {
-		return nil, false
-	}
-	i := int(d / s.Step)
-	if i+n > len(s.Values) {
-		return nil, false
-	}
-	if s.Missing != nil {
-		for _, m := range s.Missing[i : i+n] {
-			if m {
-				return nil, false
-			}
-		}
-	}
-	return s.Values[i : i+n], true
-}
-
 // baselineOf computes the product's baseline over w, or nil and why not.
 func baselineOf(in OrderInput, p flexhub.BaselineParams, w baseline.Window) (*baseline.Result, string) {
 	switch p.Method {
@@ -198,7 +179,7 @@ func baselineOf(in OrderInput, p flexhub.BaselineParams, w baseline.Window) (*ba
 			return nil, "no schedule was nominated before gate closure"
 		}
 		n := int(w.End.Sub(w.Start) / in.Series.Step)
-		vals, ok := seriesWindow(in.Nominated, w.Start, n)
+		vals, ok := in.Nominated.Window(w.Start, n)
 		if !ok {
 			return nil, "the nominated schedule does not cover the activation"
 		}
