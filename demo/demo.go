@@ -263,6 +263,7 @@ func Load(ctx context.Context, svc *app.Service, dataDir string, progress func(s
 	cm, err := svc.CreateProduct(dsoCtx, flexhub.ProductSpec{Name: "LV congestion management (up)", Service: "congestion_management", Direction: "up", PowerType: "active",
 		MinBidSize: kw(5), TimeResolution: "PT15M", FullActivationTime: "PT15M", MinDuration: "PT15M", MaxDuration: "PT2H",
 		ActivationMode: "manual", Remuneration: []string{"capacity", "energy"}, BaselineMethod: "meter_before",
+		Settlement: &flexhub.SettlementSpec{ActivationPrice: eur(150)},
 		Requirements: []flexhub.Requirement{{Key: "metering", Question: "How is each unit metered (interval, channel)?", Required: true},
 			{Key: "control", Question: "How does the FSP send set-points to the units?", Required: true}}}, "demo-product-cm")
 	if err != nil {
@@ -271,6 +272,7 @@ func Load(ctx context.Context, svc *app.Service, dataDir string, progress func(s
 	mfrr, err := svc.CreateProduct(tsoCtx, flexhub.ProductSpec{Name: "mFRR up (pilot, small assets)", Service: "balancing_mfrr", Direction: "up", PowerType: "active",
 		MinBidSize: kw(5), TimeResolution: "PT15M", FullActivationTime: "PT12M30S", MinDuration: "PT5M", MaxDuration: "PT1H",
 		ActivationMode: "manual", Remuneration: []string{"capacity", "energy"}, BaselineMethod: "nominated_schedule",
+		Settlement:   &flexhub.SettlementSpec{ActivationPrice: eur(180)},
 		Requirements: []flexhub.Requirement{{Key: "telemetry", Question: "Real-time telemetry: resolution and latency?", Required: true}}}, "demo-product-mfrr")
 	if err != nil {
 		return nil, fmt.Errorf("TSO product: %w", err)

@@ -44,7 +44,7 @@ func TestActivationEndToEndEmbedded(t *testing.T) {
 	}
 	t.Parallel()
 	mqttAddr := freeAddr(t)
-	activationEndToEnd(t, mqttAddr, nil, "--mqtt-addr", mqttAddr)
+	activationEndToEnd(t, mqttAddr, nil, false, "--mqtt-addr", mqttAddr)
 }
 
 func TestActivationEndToEndMosquitto(t *testing.T) {
@@ -53,7 +53,7 @@ func TestActivationEndToEndMosquitto(t *testing.T) {
 	}
 	t.Parallel()
 	b := mosquittotest.Start(t)
-	activationEndToEnd(t, b.Addr, []string{"FLEXHUB_MQTT_USERNAME=" + b.AdminUser, "FLEXHUB_MQTT_PASSWORD=" + b.AdminPass},
+	activationEndToEnd(t, b.Addr, []string{"FLEXHUB_MQTT_USERNAME=" + b.AdminUser, "FLEXHUB_MQTT_PASSWORD=" + b.AdminPass}, false,
 		"--mqtt-broker", "mqtt://"+b.Addr)
 }
 
@@ -73,9 +73,27 @@ type actOrder struct {
 	Alerts   []flexhub.OrderAlert `json:"alerts"`
 }
 
-func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ...string) {
+// activationEndToEnd plays the activation; with settle, the service's
+// clock is moved so that the delivery minute is the last of a quarter
+// hour, and the DSO then settles that quarter hour (settleEndToEnd).
+func activationEndToEnd(t *testing.T, mqttAddr string, env []string, settle bool, mqttArgs ...string) {
 	admin, _, _ := app.NewToken()
 	env = append(env, "FLEXHUB_ADMIN_KEY="+admin, "FLEXHUB_WEBHOOK_ALLOW_PRIVATE=true")
+	// The clock every party reads: the wall clock, or with settle the
+	// service's moved clock, which the simulated FSPs and the webhook FSP
+	// read too. Then the quarter hour ends at qhEnd, 140 s after the
+	// start: the minute before the delivery minute is metered from its
+	// start (the settlement's meter-before baseline), and there is time
+	// for the market.
+	var offset time.Duration
+	var qhEnd time.Time
+	if settle {
+		wall := time.Now().UTC()
+		qhEnd = wall.Add(140 * time.Second).Truncate(flexhub.ISP).Add(flexhub.ISP)
+		offset = qhEnd.Add(-140 * time.Second).Sub(wall)
+		env = append(env, "FLEXHUB_TEST_CLOCK_OFFSET="+offset.String())
+	}
+	now := func() time.Time { return time.Now().UTC().Add(offset) }
 	p := start(t, env, append([]string{"--data-dir", t.TempDir()}, mqttArgs...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -92,21 +110,32 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 	p.call("POST", "/v1/connection-points", dsoKey, map[string]any{"code": "ACT-CP", "grid_area_id": ga.ID, "node_ref": "LV bus 1"}, 201, &cp)
 	// A manual product in one-minute intervals: ramp within 10 s,
 	// acknowledgement within 15 s, ±10 % tolerance.
+	// Settled: activations paid at 100 EUR/MWh (none of the bids prices
+	// them), shortfalls beyond the tolerance charged at the same price.
 	var product obj
 	p.call("POST", "/v1/products", dsoKey, map[string]any{"name": "Feeder minute", "service": "congestion_management", "direction": "up",
 		"power_type": "active", "min_bid_size": kw(1), "time_resolution": "PT1M", "full_activation_time": "PT10S", "ack_deadline": "PT15S",
-		"delivery_tolerance_pct": 10, "activation_mode": "manual", "remuneration": []string{"capacity"}, "baseline_method": "meter_before"}, 201, &product)
-	var fsp, fspKey, unit [3]string
+		"delivery_tolerance_pct": 10, "activation_mode": "manual", "remuneration": []string{"capacity"}, "baseline_method": "meter_before",
+		"settlement": map[string]any{"activation_price": eurE2E("100")}}, 201, &product)
+	// The household's balance responsible party and supplier.
+	brp, brpKey := p.party(admin, "ACTBRP", "brp")
+	supplier, _ := p.party(admin, "ACTSUPPLIER", "supplier")
+	var fsp, fspKey, unit, meteringPoint [3]string
 	for i, name := range []string{"ACTFSPA", "ACTFSPB", "ACTFSPC"} {
 		fsp[i], fspKey[i] = p.party(admin, name, "fsp")
 		var mp, r, pq, g obj
 		p.call("POST", "/v1/metering-points", dsoKey, map[string]any{"code": "ACT-MP-" + name, "connection_point_id": cp.ID, "consumer_id": consumer.ID}, 201, &mp)
+		// BRP and supplier since yesterday (settlement attributes energy
+		// to the assignment in force at the quarter hour's start).
+		p.call("POST", "/v1/metering-points/"+mp.ID+"/switches", dsoKey, map[string]any{"brp_id": brp, "supplier_id": supplier,
+			"valid_from": now().Add(-24 * time.Hour)}, 200, nil, "If-Match", fmt.Sprintf(`"%d"`, mp.Version))
+		meteringPoint[i] = mp.ID
 		p.call("POST", "/v1/resources", fspKey[i], map[string]any{"name": "battery " + name, "kind": "unit", "unit_type": "battery", "metering_point_id": mp.ID,
 			"technical": map[string]any{"max_up": kw(10), "max_down": kw(10), "full_activation_time": "PT5S"}}, 201, &r)
 		p.call("POST", "/v1/resources/"+r.ID+"/confirmation", ck.Token, map[string]any{"accept": true}, 200, nil)
 		unit[i] = r.ID
 		p.call("POST", "/v1/prequalifications", fspKey[i], map[string]any{"resource_id": r.ID, "product_id": product.ID, "answers": map[string]string{}}, 201, &pq)
-		p.call("POST", "/v1/prequalifications/"+pq.ID+"/decision", dsoKey, map[string]any{"outcome": "approved", "valid_from": time.Now().Add(-time.Hour).UTC()}, 200, nil)
+		p.call("POST", "/v1/prequalifications/"+pq.ID+"/decision", dsoKey, map[string]any{"outcome": "approved", "valid_from": now().Add(-time.Hour)}, 200, nil)
 		p.call("POST", "/v1/grid-prequalifications", fspKey[i], map[string]any{"resource_id": r.ID}, 201, &g)
 		p.call("POST", "/v1/grid-prequalifications/"+g.ID+"/decision", dsoKey, map[string]any{"outcome": "approved"}, 200, nil)
 	}
@@ -123,7 +152,7 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 			faults = sim.Faults{UnderDeliver: 1, DeliverFraction: 0.5}
 		}
 		s, err := sim.New(ctx, sim.Options{API: p.base, MQTT: "tcp://" + mqttAddr, Keys: []string{fspKey[i]}, Resolution: time.Second,
-			Seed: int64(i + 1), Faults: faults, DataDir: filepath.Join("..", "..", "..", "shared", "data")})
+			Seed: int64(i + 1), Faults: faults, DataDir: filepath.Join("..", "..", "..", "shared", "data"), Clock: offsetClock(offset)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +168,7 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 	}
 	// FSP C: a webhook receiver that reports over REST, and a meter that
 	// posts every second over REST.
-	c := &webhookFSP{t: t, base: p.base, key: fspKey[2], resource: unit[2], baseW: 2000}
+	c := &webhookFSP{t: t, base: p.base, key: fspKey[2], resource: unit[2], baseW: 2000, offset: offset}
 	recv := httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(recv.Close)
 	var hook struct {
@@ -155,13 +184,16 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 	// The market: one minute of 15 kW, starting on the first minute at
 	// least 25 s away (time for clearing, ordering and a baseline).
 	delivery := time.Now().UTC().Add(25 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	if settle {
+		delivery = qhEnd.Add(-time.Minute)
+	}
 	end := delivery.Add(time.Minute)
 	var need, session obj
 	p.call("POST", "/v1/needs", dsoKey, map[string]any{"product_id": product.ID, "grid_area_id": ga.ID, "direction": "up", "buys": "capacity",
 		"intervals": []map[string]any{{"start": delivery, "quantity": kw(15), "max_price": eurE2E("50")}}}, 201, &need)
-	closure := time.Now().Add(3 * time.Second)
+	closure := now().Add(3 * time.Second)
 	p.call("POST", "/v1/market-sessions", dsoKey, map[string]any{"kind": "near_real_time", "need_ids": []string{need.ID},
-		"gate_opening": time.Now(), "gate_closure": closure}, 201, &session)
+		"gate_opening": now(), "gate_closure": closure}, 201, &session)
 	for i := range 3 {
 		p.call("POST", "/v1/bids", fspKey[i], map[string]any{"session_id": session.ID, "need_id": need.ID, "resource_id": unit[i], "divisible": false, "linked": false,
 			"intervals": []map[string]any{{"start": delivery, "quantity": kw(5), "availability_price": eurE2E(strconv.Itoa(10 + i))}}}, 201, nil)
@@ -195,14 +227,14 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 		p.call("GET", "/v1/activation-orders/"+orderOf[fsp[fspIndex]], dsoKey, nil, 200, &o)
 		return o
 	}
-	if time.Now().After(delivery) {
+	if now().After(delivery) {
 		t.Fatalf("setting up took past the delivery minute %s; the test's timing is off", delivery.Format(time.TimeOnly))
 	}
 
 	// Every FSP acknowledges and accepts before the minute starts, the
 	// simulated ones over MQTT, the webhook one over REST.
 	for i, channel := range []string{"mqtt", "mqtt", "rest"} {
-		waitUntil(t, fmt.Sprintf("FSP %c accepting its order", 'A'+i), time.Until(delivery)+5*time.Second, func() bool {
+		waitUntil(t, fmt.Sprintf("FSP %c accepting its order", 'A'+i), delivery.Sub(now())+5*time.Second, func() bool {
 			return reported(get(i), fsp[i], flexhub.OrderAccepted)
 		})
 		o := get(i)
@@ -238,10 +270,10 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 		if a.OrderID != orderOf[fsp[1]] || a.Alert.Kind != "under_delivery" {
 			t.Fatalf("alert over MQTT %+v, want under_delivery of FSP B's order %s", a, orderOf[fsp[1]])
 		}
-		if !a.Alert.At.Before(end) || time.Now().After(end) {
+		if !a.Alert.At.Before(end) || now().After(end) {
 			t.Fatalf("FSP B flagged at %s, the minute ended at %s: not while it happened", a.Alert.At.Format(time.TimeOnly), end.Format(time.TimeOnly))
 		}
-	case <-time.After(time.Until(end)):
+	case <-time.After(end.Sub(now())):
 		o := get(1)
 		var d json.RawMessage
 		p.call("GET", "/v1/activation-orders/"+o.ID+"/delivery", dsoKey, nil, 200, &d)
@@ -256,7 +288,7 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 	// After the minute: every order completed, only B's flagged; A's and
 	// C's deliveries on target.
 	for i := range 3 {
-		waitUntil(t, fmt.Sprintf("FSP %c's order completed", 'A'+i), time.Until(end)+15*time.Second, func() bool {
+		waitUntil(t, fmt.Sprintf("FSP %c's order completed", 'A'+i), end.Sub(now())+15*time.Second, func() bool {
 			return get(i).Status == flexhub.OrderCompleted
 		})
 	}
@@ -311,6 +343,10 @@ func activationEndToEnd(t *testing.T, mqttAddr string, env []string, mqttArgs ..
 		if got := strings.Contains(feed, "activation.alert"); got != who.want {
 			t.Errorf("%s's notifications carry an activation alert: %v, want %v: %s", who.name, got, who.want, feed)
 		}
+	}
+	if settle {
+		settleEndToEnd(t, p, now, qhEnd, settleParties{dso: dso, dsoKey: dsoKey, tsoKey: tsoKey, brp: brp, brpKey: brpKey, supplier: supplier,
+			fsp: fsp, fspKey: fspKey, meteringPoint: meteringPoint, session: session.ID, orderOf: orderOf})
 	}
 	var report flexhub.ChainReport
 	p.call("GET", "/v1/audit/verify", admin, nil, 200, &report)
@@ -397,6 +433,7 @@ type webhookFSP struct {
 	resource       string
 	secret         string
 	baseW          int64
+	offset         time.Duration // the clock the FSP reads runs this far ahead of the wall clock
 	mu             sync.Mutex
 	got            []string
 	running        []actOrder
@@ -475,7 +512,7 @@ func (c *webhookFSP) meter(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			at := now.UTC().Truncate(time.Second).Add(-time.Second)
+			at := now.UTC().Add(c.offset).Truncate(time.Second).Add(-time.Second)
 			net := -c.baseW
 			c.mu.Lock()
 			for _, o := range c.running {

@@ -253,6 +253,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer store.Close()
 	svc := app.New(store, log)
+	// FLEXHUB_TEST_CLOCK_OFFSET, for tests only: the service's clock runs
+	// this far ahead of the wall clock (a Go duration), so that an
+	// end-to-end test can place a real-time activation at the end of a
+	// quarter hour and settle that quarter hour at once.
+	if v := getenv("FLEXHUB_TEST_CLOCK_OFFSET"); v != "" {
+		off, err := time.ParseDuration(v)
+		if err != nil {
+			return usageError{fmt.Sprintf("FLEXHUB_TEST_CLOCK_OFFSET %q: %v", v, err)}
+		}
+		svc.SetClock(func() time.Time { return time.Now().UTC().Add(off).Truncate(time.Microsecond) })
+	}
 
 	// MQTT (cmd/flexhub/mqtt.go): before keys are issued, so that an
 	// external broker gets them; stopped after the scheduler, before the store.

@@ -94,6 +94,9 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 		if report.Activation, err = runActivation(ctx, svc, log, dir, day, c.live, progress); err != nil {
 			return fmt.Errorf("activation: %w", err)
 		}
+		if report.Settlement, err = runSettlement(ctx, svc, day); err != nil {
+			return fmt.Errorf("settlement: %w", err)
+		}
 	}
 	if c.json {
 		enc := json.NewEncoder(stdout)
@@ -123,6 +126,9 @@ type DayReport struct {
 	// Activation is the delivery window: orders, their tracking and the
 	// monitoring's verdicts (absent with --no-activation).
 	Activation *ActivationReport `json:"activation,omitempty"`
+	// Settlement is each system operator's settlement of the day, after
+	// the activation (absent with --no-activation).
+	Settlement *SettlementReport `json:"settlement,omitempty"`
 }
 
 // SessionReport is one cleared session as its market operator sees it.
@@ -267,5 +273,8 @@ func printReport(w io.Writer, r *DayReport) {
 	fmt.Fprintln(w)
 	if r.Activation != nil {
 		printActivation(w, r.Activation)
+	}
+	if r.Settlement != nil {
+		printSettlement(w, r.Settlement)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flexhub/flexhub"
 )
 
 var demoShared = filepath.Join("..", "..", "..", "shared", "data")
@@ -135,7 +137,8 @@ func TestMarketDemoActivation(t *testing.T) {
 	var text bytes.Buffer
 	printReport(&text, a)
 	for _, want := range []string{"Activation and live delivery monitoring", "Rural Netz DSO", "Demo Transmission TSO", "HeatFlex LV rural heat pump pool",
-		"Sunny LV rural battery pool", "under delivery", "on target", "completed", "true kW", "Alerts as the monitoring raised them"} {
+		"Sunny LV rural battery pool", "under delivery", "on target", "completed", "true kW", "Alerts as the monitoring raised them",
+		"Settlement of the market day", "Statements per FSP", "Verification per activation", "Imbalance adjustments per BRP", "Demo Balance Group"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("the tables lack %q:\n%s", want, text.String())
 		}
@@ -181,6 +184,7 @@ func checkActivation(t *testing.T, out, under string) *DayReport {
 	if act == nil {
 		t.Fatalf("no activation part in the report")
 	}
+	checkSettlement(t, &r)
 	if act.UnderDeliver != under {
 		t.Errorf("under-deliverer %q, want %q", act.UnderDeliver, under)
 	}
@@ -283,4 +287,86 @@ func checkActivation(t *testing.T, out, under string) *DayReport {
 		t.Errorf("the summary counts %d orders, the table %d", orders, len(act.Orders))
 	}
 	return &r
+}
+
+// checkSettlement checks the settlement part of a report: a verification
+// per order, statements whose lines add up to their totals, and BRP
+// adjustments adding up to what each order delivered.
+func checkSettlement(t *testing.T, r *DayReport) {
+	t.Helper()
+	st := r.Settlement
+	if st == nil {
+		t.Fatalf("no settlement part in the report")
+	}
+	if len(st.Runs) != 2 {
+		t.Errorf("%d settlement runs, want one per system operator", len(st.Runs))
+	}
+	if len(st.Verifications) != len(r.Activation.Orders) {
+		t.Errorf("%d verifications for %d orders", len(st.Verifications), len(r.Activation.Orders))
+	}
+	amount := func(m flexhub.Money) int64 {
+		v, err := flexhub.ParseAmount("amount", m.Amount)
+		if err != nil {
+			t.Fatalf("amount %+v: %v", m, err)
+		}
+		return v
+	}
+	if len(st.Statements) == 0 {
+		t.Errorf("no statements")
+	}
+	for _, s := range st.Statements {
+		sums := map[string]int64{}
+		var total int64
+		for _, l := range s.Statement.Lines {
+			if l.Amount.Currency != s.Statement.Currency {
+				t.Errorf("%s: line in %s on a %s statement", s.FSP, l.Amount.Currency, s.Statement.Currency)
+			}
+			sums[l.Kind] += amount(l.Amount)
+			total += amount(l.Amount)
+		}
+		if total != amount(s.Statement.Total) || sums[flexhub.LineAvailability] != amount(s.Statement.Availability) ||
+			sums[flexhub.LineActivation] != amount(s.Statement.Activation) || sums[flexhub.LinePenalty] != amount(s.Statement.Penalties) {
+			t.Errorf("%s's statement from %s does not add up: lines %v, total %d: %+v", s.FSP, s.SystemOperator, sums, total, s.Statement)
+		}
+		if sums[flexhub.LineAvailability] <= 0 {
+			t.Errorf("%s's statement pays no availability: %+v", s.FSP, s.Statement)
+		}
+		if s.SystemOperator == "Rural Netz DSO" && sums[flexhub.LineActivation] <= 0 {
+			t.Errorf("%s's statement from the DSO pays no activation: %+v", s.FSP, s.Statement)
+		}
+	}
+	var moved, adjusted int64
+	for _, v := range st.Verifications {
+		want := v.DeliveredMWh
+		if v.Direction == "down" {
+			want = -want
+		}
+		switch v.Verdict {
+		case flexhub.VerifyNoBaseline:
+			want = 0
+			if v.BaselineNote == "" {
+				t.Errorf("order %s without a baseline and without a reason", v.OrderID)
+			}
+		case flexhub.VerifyNoData:
+			t.Errorf("order %s: no meter data, though the aggregators streamed it", v.OrderID)
+		case flexhub.VerifyUnder:
+			// Short beyond the tolerance: the demo's products price
+			// activations, so the shortfall is charged.
+			for _, s := range st.Statements {
+				if s.FSP == v.FSP && s.SystemOperator == v.SystemOperator && amount(s.Statement.Penalties) >= 0 {
+					t.Errorf("%s under-delivered order %s and %s charged no penalty: %+v", v.FSP, v.OrderID, v.SystemOperator, s.Statement)
+				}
+			}
+		}
+		if v.AdjustedMWh != want {
+			t.Errorf("order %s (%s, %s): adjustments add up to %d mWh, it delivered %d", v.OrderID, v.FSP, v.Verdict, v.AdjustedMWh, v.DeliveredMWh)
+		}
+		moved += want
+	}
+	for _, b := range st.Adjustments {
+		adjusted += b.VolumeMWh
+	}
+	if moved != adjusted || moved == 0 {
+		t.Errorf("the orders moved %d mWh, the BRPs' adjustments add up to %d", moved, adjusted)
+	}
 }
