@@ -30,36 +30,8 @@ func (s *suite) testMetering(t *testing.T) {
 	val := func(k flexhub.MeterSeriesKey, i int, v int64) flexhub.MeterValue {
 		return flexhub.MeterValue{Series: k, Start: t0.Add(time.Duration(i) * k.Resolution), Value: v}
 	}
-	put := func(vs []flexhub.MeterValue, at time.Time, batch string) []flexhub.MeterSeriesPut {
-		t.Helper()
-		var out []flexhub.MeterSeriesPut
-		update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.PutMeterReadings(ctx, vs, at, w.FSP.ID, batch)
-			return err
-		})
-		return out
-	}
-	read := func(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
-		t.Helper()
-		var out []flexhub.MeterRecord
-		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.MeterReadings(ctx, k, from, to)
-			return err
-		})
-		return out
-	}
-	versions := func(k flexhub.MeterSeriesKey, start time.Time) []flexhub.MeterRecord {
-		t.Helper()
-		var out []flexhub.MeterRecord
-		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.MeterReadingVersions(ctx, k, start)
-			return err
-		})
-		return out
-	}
+	ms := meterStore{t: t, st: st, sender: w.FSP.ID}
+	put, read, versions := ms.put, ms.read, ms.versions
 	stats := func(what string, got flexhub.MeterSeriesPut, ins, unch, cor int) {
 		t.Helper()
 		if got.Inserted != ins || got.Unchanged != unch || got.Corrected != cor {
@@ -267,36 +239,8 @@ func (s *suite) testMeterChunks(t *testing.T) {
 		return flexhub.MeterSeriesKey{SubjectKind: flexhub.MeterSubjectResource, SubjectID: w.Unit.ID, Quantity: q, Flow: flexhub.FlowExport, Resolution: res}
 	}
 	sec, five, fifteen := key(flexhub.QuantityActivePower, time.Second), key(flexhub.QuantityActivePower, 5*time.Second), key(flexhub.QuantityActivePower, 15*time.Minute)
-	put := func(vs []flexhub.MeterValue, at time.Time, batch string) []flexhub.MeterSeriesPut {
-		t.Helper()
-		var out []flexhub.MeterSeriesPut
-		update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.PutMeterReadings(ctx, vs, at, w.FSP.ID, batch)
-			return err
-		})
-		return out
-	}
-	read := func(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
-		t.Helper()
-		var out []flexhub.MeterRecord
-		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.MeterReadings(ctx, k, from, to)
-			return err
-		})
-		return out
-	}
-	versions := func(k flexhub.MeterSeriesKey, start time.Time) []flexhub.MeterRecord {
-		t.Helper()
-		var out []flexhub.MeterRecord
-		view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
-			var err error
-			out, err = tx.MeterReadingVersions(ctx, k, start)
-			return err
-		})
-		return out
-	}
+	ms := meterStore{t: t, st: st, sender: w.FSP.ID}
+	put, read, versions := ms.put, ms.read, ms.versions
 	// want checks that a read returns exactly the readings of exp, in
 	// order of start.
 	type reading struct {
@@ -438,4 +382,45 @@ func (s *suite) testMeterChunks(t *testing.T) {
 	put(vs, base.Add(2*time.Hour), "chunks-epoch")
 	want("around the epoch", read(sec, epoch.Add(-time.Hour), epoch.Add(time.Hour)), early)
 	want("just before the epoch", read(sec, epoch.Add(-2*time.Second), epoch), early[1:3])
+}
+
+// meterStore stores and reads meter data in one transaction per call,
+// failing the test on an error.
+type meterStore struct {
+	t      *testing.T
+	st     flexhub.Store
+	sender string
+}
+
+func (m meterStore) put(vs []flexhub.MeterValue, at time.Time, batch string) []flexhub.MeterSeriesPut {
+	m.t.Helper()
+	var out []flexhub.MeterSeriesPut
+	update(m.t, m.st, func(ctx context.Context, tx flexhub.Tx) error {
+		var err error
+		out, err = tx.PutMeterReadings(ctx, vs, at, m.sender, batch)
+		return err
+	})
+	return out
+}
+
+func (m meterStore) read(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
+	m.t.Helper()
+	var out []flexhub.MeterRecord
+	view(m.t, m.st, func(ctx context.Context, tx flexhub.Tx) error {
+		var err error
+		out, err = tx.MeterReadings(ctx, k, from, to)
+		return err
+	})
+	return out
+}
+
+func (m meterStore) versions(k flexhub.MeterSeriesKey, start time.Time) []flexhub.MeterRecord {
+	m.t.Helper()
+	var out []flexhub.MeterRecord
+	view(m.t, m.st, func(ctx context.Context, tx flexhub.Tx) error {
+		var err error
+		out, err = tx.MeterReadingVersions(ctx, k, start)
+		return err
+	})
+	return out
 }
