@@ -281,6 +281,9 @@ type ActivationTx interface {
 	// ListActivationOrders filters on "system_operator_id", "fsp_id",
 	// "resource_id", "obligation_id", "product_id", "batch_id", "status".
 	ListActivationOrders(ctx context.Context, f Filter, pg Page) ([]*ActivationOrder, string, error)
+	// ResourceActivationOrders lists every order of the given resources
+	// (all types and statuses), by id.
+	ResourceActivationOrders(ctx context.Context, resourceIDs []string) ([]*ActivationOrder, error)
 	// DueActivationOrders lists, earliest first, at most limit orders
 	// whose DueAt has passed at now.
 	DueActivationOrders(ctx context.Context, now time.Time, limit int) ([]*ActivationOrder, error)

@@ -54,7 +54,12 @@ func PayloadHash(v any) string {
 	if err != nil {
 		return ""
 	}
-	sum := sha256.Sum256(b)
+	return PayloadHashOf(b)
+}
+
+// PayloadHashOf is PayloadHash of an object already encoded as JSON.
+func PayloadHashOf(body []byte) string {
+	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
 }
 

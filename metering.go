@@ -430,6 +430,21 @@ type MeterRecord struct {
 	SupersededAt *time.Time // when a correction replaced it; nil for the current version
 }
 
+// MeterPoint is the current value of one stored reading without its
+// provenance: what bulk readers (a settlement run) take instead of
+// MeterRecord, 16 bytes a reading.
+type MeterPoint struct {
+	Start int64 // the interval's start, Unix seconds
+	Value int64 // milli-units
+}
+
+// MeterWindow asks for the current values of one series over
+// [From, To).
+type MeterWindow struct {
+	Key      MeterSeriesKey
+	From, To time.Time
+}
+
 // MeterSeries is one stored series.
 type MeterSeries struct {
 	ID int64
@@ -453,11 +468,19 @@ type MeterTx interface {
 	// series with from <= start < to, by start. A series that does not
 	// exist has none.
 	MeterReadings(ctx context.Context, key MeterSeriesKey, from, to time.Time) ([]MeterRecord, error)
+	// MeterPoints returns, per window, the current value of every
+	// reading of its series with From <= start < To, by start (nil for a
+	// series that does not exist): many series in a few statements, for
+	// readers of thousands of series at once.
+	MeterPoints(ctx context.Context, windows []MeterWindow) ([][]MeterPoint, error)
 	// MeterReadingVersions returns every version of one reading, oldest
 	// first; none when it was never stored.
 	MeterReadingVersions(ctx context.Context, key MeterSeriesKey, start time.Time) ([]MeterRecord, error)
 	// ListMeterSeries lists the series of a resource or metering point.
 	ListMeterSeries(ctx context.Context, subjectKind, subjectID string) ([]MeterSeries, error)
+	// ListMeterSeriesOf is ListMeterSeries for many subjects of one kind
+	// at once; subjects without series are absent from the map.
+	ListMeterSeriesOf(ctx context.Context, subjectKind string, ids []string) (map[string][]MeterSeries, error)
 	// MeterSenders reads, for the subjects ids of one kind
 	// (MeterSubjectResource or MeterSubjectMeteringPoint), who sends their
 	// meter data: a resource's FSP and its status, a metering point's DSO.

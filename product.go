@@ -2,6 +2,7 @@ package flexhub
 
 import (
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -240,7 +241,7 @@ func (s *ProductSpec) BaselineParams() BaselineParams {
 		DayType: b.DayType, Holidays: b.Holidays, Adjustment: b.Adjustment, AdjustmentCapPct: 20,
 		MeterBeforeIntervals: b.MeterBeforeIntervals, NominationTolerancePct: 30, MissingData: b.MissingData}
 	if b.TimeZone != "" {
-		if loc, err := time.LoadLocation(b.TimeZone); err == nil {
+		if loc, err := cachedLocation(b.TimeZone); err == nil {
 			p.Location = loc
 		}
 	}
@@ -415,4 +416,20 @@ func (s *SettlementSpec) validate() error {
 		}
 	}
 	return nil
+}
+
+// locations caches time zones by name: time.LoadLocation reads and parses
+// the zone file on every call, and a settlement run asks once per order.
+var locations sync.Map // name → *time.Location
+
+func cachedLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, l)
+	return l, nil
 }

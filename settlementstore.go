@@ -95,10 +95,12 @@ type SettlementTx interface {
 	// ListSettlementRuns filters on "system_operator_id".
 	ListSettlementRuns(ctx context.Context, f Filter, pg Page) ([]*SettlementRun, string, error)
 
-	// CreateVerification stores a verification; brpVisible says whether
-	// the BRPs of its metering points may read it (the product's
-	// settlement.notify_brp).
-	CreateVerification(ctx context.Context, v *Verification, brpVisible bool) error
+	// CreateVerifications stores verifications; brpVisible[i] says
+	// whether the BRPs of the metering points of vs[i] may read it (the
+	// product's settlement.notify_brp). All or none (EConflict for an id
+	// already taken). It returns each one's PayloadHash (of the JSON it
+	// stored), for the audit entries.
+	CreateVerifications(ctx context.Context, vs []*Verification, brpVisible []bool) ([]string, error)
 	Verification(ctx context.Context, id string) (*Verification, error)
 	// ListVerifications filters on "run_id", "order_id", "resource_id",
 	// "fsp_id", "system_operator_id", "brp_id" (verifications visible to
@@ -108,15 +110,17 @@ type SettlementTx interface {
 
 	// CreateStatement stores a statement; at most one per FSP, system
 	// operator, period, currency and statement version, and at most one
-	// superseding a given statement (EConflict for a second).
-	CreateStatement(ctx context.Context, s *Statement) error
+	// superseding a given statement (EConflict for a second). It returns
+	// its PayloadHash, as CreateVerifications.
+	CreateStatement(ctx context.Context, s *Statement) (string, error)
 	Statement(ctx context.Context, id string) (*Statement, error)
 	// ListStatements filters on "run_id", "fsp_id", "system_operator_id",
 	// "currency", "period_start" and "period_end" (RFC 3339 UTC,
 	// TimeKey), and "superseded" ("true" or "false").
 	ListStatements(ctx context.Context, f Filter, pg Page) ([]*Statement, string, error)
 
-	CreateImbalanceAdjustment(ctx context.Context, a *ImbalanceAdjustment) error
+	// CreateImbalanceAdjustments stores adjustments, all or none.
+	CreateImbalanceAdjustments(ctx context.Context, as []*ImbalanceAdjustment) error
 	// ListImbalanceAdjustments filters on "run_id", "order_id",
 	// "verification_id", "resource_id", "metering_point_id", "brp_id",
 	// "supplier_id", "fsp_id", "system_operator_id", "from" / "to"

@@ -81,6 +81,9 @@ type Tx interface {
 	CreateMeteringPoint(ctx context.Context, m *MeteringPoint) error
 	UpdateMeteringPoint(ctx context.Context, m *MeteringPoint) error
 	MeteringPoint(ctx context.Context, id string) (*MeteringPoint, error)
+	// MeteringPoints reads the metering points with the given ids; ids
+	// not found are absent from the map.
+	MeteringPoints(ctx context.Context, ids []string) (map[string]*MeteringPoint, error)
 	// ListMeteringPoints filters on "dso_id", "consumer_id", "connection_point_id".
 	ListMeteringPoints(ctx context.Context, f Filter, pg Page) ([]*MeteringPoint, string, error)
 

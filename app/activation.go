@@ -235,21 +235,13 @@ func (s *Service) storeOrders(ctx context.Context, tx flexhub.Tx, by *flexhub.Pa
 // orderAudit is the audit entry recordAs appends for a step of order o
 // (for the set-based AppendAudits).
 func (s *Service) orderAudit(actorID, action string, o *flexhub.ActivationOrder, parties ...string) *flexhub.AuditEntry {
-	return &flexhub.AuditEntry{
-		At: s.now(), ActorID: actorID, Action: action, ObjectKind: flexhub.KindActivationOrder, ObjectID: o.ID, Version: o.Version,
-		Parties: dedupe(parties), PayloadHash: flexhub.PayloadHash(o),
-	}
+	return s.auditEntry(actorID, action, flexhub.KindActivationOrder, o.ID, o.Version, o, parties...)
 }
 
 // orderNotes are the notifications notify appends about order id (for
 // the set-based CreateNotifications).
 func (s *Service) orderNotes(parties []string, typ, id, text string) []*flexhub.Notification {
-	now := s.now()
-	var out []*flexhub.Notification
-	for _, p := range dedupe(parties) {
-		out = append(out, &flexhub.Notification{PartyID: p, At: now, Type: typ, ObjectKind: flexhub.KindActivationOrder, ObjectID: id, Text: text})
-	}
-	return out
+	return s.notes(parties, typ, flexhub.KindActivationOrder, id, "", text)
 }
 
 func newOrderText(o *flexhub.ActivationOrder) string {

@@ -91,11 +91,22 @@ func (s *Service) record(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 // recordAs appends an audit entry for a change made by actorID, which
 // need not be a party: the scheduler acts for the clock (SchedulerActor).
 func (s *Service) recordAs(ctx context.Context, tx flexhub.Tx, actorID, action, kind, id string, version int64, obj any, parties ...string) error {
-	e := &flexhub.AuditEntry{
+	return tx.AppendAudit(ctx, s.auditEntry(actorID, action, kind, id, version, obj, parties...))
+}
+
+// auditEntry is the entry recordAs appends (for the set-based
+// AppendAudits).
+func (s *Service) auditEntry(actorID, action, kind, id string, version int64, obj any, parties ...string) *flexhub.AuditEntry {
+	return s.auditEntryHash(actorID, action, kind, id, version, flexhub.PayloadHash(obj), parties...)
+}
+
+// auditEntryHash is auditEntry for an object whose payload hash is known
+// (a store that encoded it returned it).
+func (s *Service) auditEntryHash(actorID, action, kind, id string, version int64, hash string, parties ...string) *flexhub.AuditEntry {
+	return &flexhub.AuditEntry{
 		At: s.now(), ActorID: actorID, Action: action, ObjectKind: kind, ObjectID: id, Version: version,
-		Parties: dedupe(parties), PayloadHash: flexhub.PayloadHash(obj),
+		Parties: dedupe(parties), PayloadHash: hash,
 	}
-	return tx.AppendAudit(ctx, e)
 }
 
 func dedupe(ss []string) []string {

@@ -9,62 +9,97 @@ import (
 	"github.com/flexhub/flexhub/settlement"
 )
 
+// seriesRequest asks for a resource's net import energy per step over
+// [from, to).
+type seriesRequest struct {
+	res      *flexhub.Resource
+	reactive bool
+	from, to time.Time
+	step     time.Duration
+}
+
 // netSeries reads a resource's net import (import − export) energy per
 // step over [from, to) from its stored meter data, in milli-units
 // (settlement.NetSeries: energy or power series, incomplete intervals
 // marked missing). A group without series of its own is the sum of its
 // members' (an interval missing at any member is missing).
 func netSeries(ctx context.Context, tx flexhub.Tx, r *flexhub.Resource, reactive bool, from, to time.Time, step time.Duration) (*baseline.Series, error) {
-	s, has, err := ownNetSeries(ctx, tx, r.ID, reactive, from, to, step)
-	if err != nil || has || r.Kind != flexhub.ResourceGroup || len(r.Members) == 0 {
-		return s, err
+	out, err := netSeriesMany(ctx, tx, []seriesRequest{{r, reactive, from, to, step}})
+	if err != nil {
+		return nil, err
 	}
-	var sum *baseline.Series
-	for _, id := range r.Members {
-		m, _, err := ownNetSeries(ctx, tx, id, reactive, from, to, step)
+	return out[0], nil
+}
+
+// netSeriesMany is netSeries for many requests in three statements: the
+// series of every resource and group member, then all their readings
+// (MeterPoints), whatever the number of requests.
+func netSeriesMany(ctx context.Context, tx flexhub.Tx, reqs []seriesRequest) ([]*baseline.Series, error) {
+	var subjects []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			subjects = append(subjects, id)
+		}
+	}
+	for _, q := range reqs {
+		add(q.res.ID)
+		if q.res.Kind == flexhub.ResourceGroup {
+			for _, m := range q.res.Members {
+				add(m)
+			}
+		}
+	}
+	series, err := tx.ListMeterSeriesOf(ctx, flexhub.MeterSubjectResource, subjects)
+	if err != nil {
+		return nil, err
+	}
+	// Each request is the sum of parts: the resource's own flows, or
+	// each member's.
+	type part struct {
+		req   int
+		first int // its first window
+		keys  []flexhub.MeterSeriesKey
+	}
+	var parts []part
+	var windows []flexhub.MeterWindow
+	for i, q := range reqs {
+		ids := []string{q.res.ID}
+		if keys := settlement.PickFlows(series[q.res.ID], q.reactive); len(keys) == 0 && q.res.Kind == flexhub.ResourceGroup && len(q.res.Members) > 0 {
+			ids = q.res.Members
+		}
+		for _, id := range ids {
+			keys := settlement.PickFlows(series[id], q.reactive)
+			parts = append(parts, part{i, len(windows), keys})
+			for _, k := range keys {
+				windows = append(windows, flexhub.MeterWindow{Key: k, From: q.from, To: q.to})
+			}
+		}
+	}
+	points, err := tx.MeterPoints(ctx, windows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*baseline.Series, len(reqs))
+	for _, p := range parts {
+		q := reqs[p.req]
+		flows := make([]settlement.Flow, len(p.keys))
+		for j, k := range p.keys {
+			flows[j] = settlement.Flow{Key: k, Points: points[p.first+j]}
+		}
+		s, err := settlement.NetSeries(flows, q.from, q.to, q.step)
 		if err != nil {
 			return nil, err
 		}
-		if sum == nil {
-			sum = m
+		if sum := out[p.req]; sum != nil {
+			for i := range sum.Values {
+				sum.Values[i] += s.Values[i]
+				sum.Missing[i] = sum.Missing[i] || s.Missing[i]
+			}
 			continue
 		}
-		for i := range sum.Values {
-			sum.Values[i] += m.Values[i]
-			sum.Missing[i] = sum.Missing[i] || m.Missing[i]
-		}
+		out[p.req] = s
 	}
-	return sum, nil
-}
-
-// ownNetSeries is netSeries of the resource's own series; has is false
-// when it has none.
-func ownNetSeries(ctx context.Context, tx flexhub.Tx, id string, reactive bool, from, to time.Time, step time.Duration) (*baseline.Series, bool, error) {
-	series, err := tx.ListMeterSeries(ctx, flexhub.MeterSubjectResource, id)
-	if err != nil {
-		return nil, false, err
-	}
-	keys := settlement.PickFlows(series, reactive)
-	flows := make([]settlement.Flow, 0, len(keys))
-	for _, k := range keys {
-		var recs []flexhub.MeterRecord
-		span := time.Duration(flexhub.MaxMeterQueryIntervals) * k.Resolution
-		for t := from; t.Before(to); t = t.Add(span) {
-			rs, err := tx.MeterReadings(ctx, k, t, minTime(t.Add(span), to))
-			if err != nil {
-				return nil, false, err
-			}
-			recs = append(recs, rs...)
-		}
-		flows = append(flows, settlement.Flow{Key: k, Readings: recs})
-	}
-	s, err := settlement.NetSeries(flows, from, to, step)
-	return s, len(keys) > 0, err
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
+	return out, nil
 }

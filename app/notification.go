@@ -19,14 +19,18 @@ import (
 // notify appends one notification per party (duplicates and empty ids
 // dropped).
 func (s *Service) notify(ctx context.Context, tx flexhub.Tx, parties []string, typ, kind, id, sessionID, text string) error {
+	return tx.CreateNotifications(ctx, s.notes(parties, typ, kind, id, sessionID, text))
+}
+
+// notes are the notifications notify appends (for the set-based
+// CreateNotifications).
+func (s *Service) notes(parties []string, typ, kind, id, sessionID, text string) []*flexhub.Notification {
 	now := s.now()
+	var out []*flexhub.Notification
 	for _, p := range dedupe(parties) {
-		n := &flexhub.Notification{PartyID: p, At: now, Type: typ, ObjectKind: kind, ObjectID: id, SessionID: sessionID, Text: text}
-		if err := tx.CreateNotification(ctx, n); err != nil {
-			return err
-		}
+		out = append(out, &flexhub.Notification{PartyID: p, At: now, Type: typ, ObjectKind: kind, ObjectID: id, SessionID: sessionID, Text: text})
 	}
-	return nil
+	return out
 }
 
 // NotificationPage is a slice of a feed and the cursor to poll next.

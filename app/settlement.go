@@ -130,15 +130,67 @@ func cached[T any](m map[string]*T, id string, load func() (*T, error)) (*T, err
 	return v, err
 }
 
+// preload reads the resources and metering points of ids (and of their
+// group members) that are not cached yet, a statement each.
+func (r *settleRun) preload(ctx context.Context, ids []string) error {
+	for round := 0; round < 2; round++ { // the resources, then their members
+		var missing []string
+		for _, id := range ids {
+			if _, ok := r.resources[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+		got, err := r.tx.Resources(ctx, dedupe(missing))
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			if res, ok := got[id]; ok {
+				r.resources[id] = res
+			} else if _, err := r.resource(ctx, id); err != nil { // its error, as read alone
+				return err
+			}
+		}
+		var next []string
+		for _, id := range ids {
+			next = append(next, r.resources[id].Members...)
+		}
+		if round == 0 {
+			ids = append(ids, next...)
+		}
+	}
+	var mps []string
+	for _, id := range ids {
+		if mp := r.resources[id].MeteringPointID; mp != "" {
+			if _, ok := r.mps[mp]; !ok {
+				mps = append(mps, mp)
+			}
+		}
+	}
+	got, err := r.tx.MeteringPoints(ctx, dedupe(mps))
+	if err != nil {
+		return err
+	}
+	for id, m := range got {
+		r.mps[id] = m
+	}
+	return nil
+}
+
 // settled is one verified order with what settles it.
 type settled struct {
 	order   *flexhub.ActivationOrder
 	product *flexhub.Product
 	v       *flexhub.Verification
 	award   *flexhub.Award
-	adjs    []flexhub.ImbalanceAdjustment
+	adjs    []*flexhub.ImbalanceAdjustment
 	brps    []string // notified of the verification (notify_brp)
 }
+
+// settleBlock is how many orders a run reads and verifies together: the
+// meter data of a block is read in a few statements and dropped once
+// verified, so a run's memory does not grow with the number of orders.
+const settleBlock = 500
 
 // settle computes the run, then stores it.
 func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, start, end time.Time) (*flexhub.SettlementRun, error) {
@@ -154,17 +206,24 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 	if err != nil {
 		return nil, err
 	}
-	var done []*settled
+	var todo []*flexhub.ActivationOrder
 	for _, o := range orders {
 		if o.Type != flexhub.OrderActivate || o.Status == flexhub.OrderRejected || o.Status == flexhub.OrderCreated ||
 			len(o.Setpoints) == 0 || !o.First().Before(end) || !o.Last().After(start) || o.Last().After(now) {
 			continue
 		}
-		st, err := r.verify(ctx, o, start, end, run.ID, now)
+		todo = append(todo, o)
+	}
+	orders = nil
+	var done []*settled
+	for len(todo) > 0 {
+		block := todo[:min(settleBlock, len(todo))]
+		todo = todo[len(block):]
+		sts, err := r.verifyBlock(ctx, block, start, end, run.ID, now)
 		if err != nil {
 			return nil, err
 		}
-		done = append(done, st)
+		done = append(done, sts...)
 	}
 
 	statements, err := r.statements(ctx, by, start, end, done, run.ID, now)
@@ -172,8 +231,14 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 		return nil, err
 	}
 
-	// Everything computed: store it.
-	for _, d := range done {
+	// Everything computed: store it, set-based (a run of 10,000 orders
+	// writes 10,000 verifications and over 100,000 adjustments).
+	vs := make([]*flexhub.Verification, len(done))
+	visible := make([]bool, len(done))
+	var adjs []*flexhub.ImbalanceAdjustment
+	for i, d := range done {
+		vs[i], visible[i] = d.v, len(d.brps) > 0
+		adjs = append(adjs, d.adjs...)
 		run.Verifications = append(run.Verifications, flexhub.RunVerification{VerificationID: d.v.ID, OrderID: d.v.OrderID, FSPID: d.v.FSPID, Verdict: d.v.Verdict})
 		run.Adjustments += len(d.adjs)
 	}
@@ -183,33 +248,39 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 	if err := tx.CreateSettlementRun(ctx, run); err != nil {
 		return nil, err
 	}
-	if err := s.record(ctx, tx, by, "settlement_run.created", flexhub.KindSettlementRun, run.ID, run.Version, run); err != nil {
+	hashes, err := tx.CreateVerifications(ctx, vs, visible)
+	if err != nil {
 		return nil, err
 	}
+	if err := tx.CreateImbalanceAdjustments(ctx, adjs); err != nil {
+		return nil, err
+	}
+	// The audit chain: the run; each verification; each verification's
+	// adjustments as one entry (object: the verification; its payload
+	// hash covers the adjustments, GET
+	// /v1/imbalance-adjustments?verification_id=), naming the BRPs,
+	// suppliers and FSP they concern.
+	audit := []*flexhub.AuditEntry{s.auditEntry(by.ID, "settlement_run.created", flexhub.KindSettlementRun, run.ID, run.Version, run, by.ID)}
+	var notes []*flexhub.Notification
 	informed := map[string]int{} // BRP or supplier → adjustments
 	var informOrder []string
-	for _, d := range done {
+	for i, d := range done {
 		v := d.v
-		if err := tx.CreateVerification(ctx, v, len(d.brps) > 0); err != nil {
-			return nil, err
-		}
-		if err := s.record(ctx, tx, by, "verification.created", flexhub.KindVerification, v.ID, 1, v, v.FSPID); err != nil {
-			return nil, err
-		}
+		audit = append(audit, s.auditEntryHash(by.ID, "verification.created", flexhub.KindVerification, v.ID, 1, hashes[i], by.ID, v.FSPID))
 		if len(d.brps) > 0 {
 			text := fmt.Sprintf("order %s on resource %s was verified: %s, delivered %d of %d %s", v.OrderID, v.ResourceID, v.Verdict, v.Delivered, v.Ordered, v.Unit)
-			if err := s.notify(ctx, tx, d.brps, flexhub.NotifyVerification, flexhub.KindVerification, v.ID, "", text); err != nil {
-				return nil, err
-			}
+			notes = append(notes, s.notes(d.brps, flexhub.NotifyVerification, flexhub.KindVerification, v.ID, "", text)...)
 		}
-		for i := range d.adjs {
-			a := &d.adjs[i]
-			if err := tx.CreateImbalanceAdjustment(ctx, a); err != nil {
-				return nil, err
-			}
-			if err := s.record(ctx, tx, by, "imbalance_adjustment.created", flexhub.KindImbalanceAdjustment, a.ID, 1, a, a.BRPID, a.SupplierID, a.FSPID); err != nil {
-				return nil, err
-			}
+		if len(d.adjs) == 0 {
+			continue
+		}
+		parties := []string{by.ID, v.FSPID}
+		for _, a := range d.adjs {
+			parties = append(parties, a.BRPID, a.SupplierID)
+		}
+		parties = dedupe(parties)
+		audit = append(audit, s.auditEntry(by.ID, "imbalance_adjustments.created", flexhub.KindVerification, v.ID, 1, d.adjs, parties...))
+		for _, a := range d.adjs {
 			for _, p := range dedupe([]string{a.BRPID, a.SupplierID}) {
 				if informed[p] == 0 {
 					informOrder = append(informOrder, p)
@@ -221,84 +292,119 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 	for _, p := range informOrder {
 		text := fmt.Sprintf("settlement run %s (%s to %s) attributed %d imbalance adjustments to your metering points: GET /v1/imbalance-adjustments?run_id=%s",
 			run.ID, start.Format(time.RFC3339), end.Format(time.RFC3339), informed[p], run.ID)
-		if err := s.notify(ctx, tx, []string{p}, flexhub.NotifyImbalanceAdjustment, flexhub.KindSettlementRun, run.ID, "", text); err != nil {
-			return nil, err
-		}
+		notes = append(notes, s.notes([]string{p}, flexhub.NotifyImbalanceAdjustment, flexhub.KindSettlementRun, run.ID, "", text)...)
 	}
 	for _, st := range statements {
 		if st.statement == nil {
 			continue // unchanged
 		}
 		m := st.statement
-		if err := tx.CreateStatement(ctx, m); err != nil {
+		hash, err := tx.CreateStatement(ctx, m)
+		if err != nil {
 			return nil, err
 		}
-		if err := s.record(ctx, tx, by, "settlement_statement.issued", flexhub.KindStatement, m.ID, m.Version, m, m.FSPID); err != nil {
-			return nil, err
-		}
+		audit = append(audit, s.auditEntryHash(by.ID, "settlement_statement.issued", flexhub.KindStatement, m.ID, m.Version, hash, by.ID, m.FSPID))
 		text := fmt.Sprintf("statement %s version %d for %s to %s: total %s %s", m.ID, m.StatementVersion,
 			m.PeriodStart.Format(time.RFC3339), m.PeriodEnd.Format(time.RFC3339), m.Total.Amount, m.Currency)
 		if m.Difference != nil {
 			text += fmt.Sprintf(", %s %s against version %d (%s)", m.Difference.Amount, m.Currency, m.StatementVersion-1, m.Supersedes)
 		}
-		if err := s.notify(ctx, tx, []string{m.FSPID, m.SystemOperatorID}, flexhub.NotifyStatementIssued, flexhub.KindStatement, m.ID, "", text); err != nil {
-			return nil, err
-		}
+		notes = append(notes, s.notes([]string{m.FSPID, m.SystemOperatorID}, flexhub.NotifyStatementIssued, flexhub.KindStatement, m.ID, "", text)...)
+	}
+	if err := tx.AppendAudits(ctx, audit); err != nil {
+		return nil, err
+	}
+	if err := tx.CreateNotifications(ctx, notes); err != nil {
+		return nil, err
 	}
 	return run, nil
 }
 
-// verify verifies one order and attributes what it moved in the period.
-func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, start, end time.Time, runID string, now time.Time) (*settled, error) {
-	tx := r.tx
-	p, err := r.product(ctx, o.ProductID)
+// verifyBlock verifies a block of orders and attributes what each moved
+// in the period. What the block needs is read set-based first: its
+// resources, members and metering points, every order of its resources
+// (their activation days, and the end orders), and the meter data of all
+// of them.
+func (r *settleRun) verifyBlock(ctx context.Context, orders []*flexhub.ActivationOrder, start, end time.Time, runID string, now time.Time) ([]*settled, error) {
+	var resIDs []string
+	for _, o := range orders {
+		resIDs = append(resIDs, o.ResourceID)
+	}
+	resIDs = dedupe(resIDs)
+	if err := r.preload(ctx, resIDs); err != nil {
+		return nil, err
+	}
+	all, err := r.tx.ResourceActivationOrders(ctx, resIDs)
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.resource(ctx, o.ResourceID)
-	if err != nil {
-		return nil, err
-	}
-	params := p.BaselineParams()
-	step, err := p.TimeResolution.Parse("time_resolution")
-	if err != nil || step <= 0 {
-		step = 15 * time.Minute
-	}
-	var endedAt time.Time
-	if o.EndedByOrderID != "" {
-		eo, err := tx.ActivationOrder(ctx, o.EndedByOrderID)
-		if err != nil {
-			return nil, err
-		}
-		endedAt = eo.First()
+	byResource := map[string][]*flexhub.ActivationOrder{}
+	byID := map[string]*flexhub.ActivationOrder{}
+	for _, x := range all {
+		byResource[x.ResourceID] = append(byResource[x.ResourceID], x)
+		byID[x.ID] = x
 	}
 	// The meter data the baseline reads: the look-back of day matching
 	// (plus a day, for daylight saving and the event day's morning), the
 	// intervals before the event for meter before, and the event.
-	first, last := o.First(), o.Last()
-	from := first
-	switch params.Method {
-	case "x_of_y", "rolling_average":
-		lb := params.LookbackDays
-		if lb == 0 {
-			lb = 3*params.Y + 14
+	reqs := make([]seriesRequest, len(orders))
+	products := make([]*flexhub.Product, len(orders))
+	for i, o := range orders {
+		p, err := r.product(ctx, o.ProductID)
+		if err != nil {
+			return nil, err
 		}
-		from = first.Add(-time.Duration(lb+1) * 24 * time.Hour)
-	case "meter_before":
-		from = first.Add(-time.Duration(params.MeterBeforeIntervals) * step)
+		products[i] = p
+		params := p.BaselineParams()
+		step, err := p.TimeResolution.Parse("time_resolution")
+		if err != nil || step <= 0 {
+			step = 15 * time.Minute
+		}
+		first, last := o.First(), o.Last()
+		from := first
+		switch params.Method {
+		case "x_of_y", "rolling_average":
+			lb := params.LookbackDays
+			if lb == 0 {
+				lb = 3*params.Y + 14
+			}
+			from = first.Add(-time.Duration(lb+1) * 24 * time.Hour)
+		case "meter_before":
+			from = first.Add(-time.Duration(params.MeterBeforeIntervals) * step)
+		}
+		reqs[i] = seriesRequest{res: r.resources[o.ResourceID], reactive: p.PowerType == "reactive", from: from, to: last, step: step}
 	}
-	series, err := netSeries(ctx, tx, res, p.PowerType == "reactive", from, last, step)
+	series, err := netSeriesMany(ctx, r.tx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	// The resource's other activation days: never part of its baseline.
+	out := make([]*settled, len(orders))
+	for i, o := range orders {
+		var endedAt time.Time
+		if o.EndedByOrderID != "" {
+			eo := byID[o.EndedByOrderID]
+			if eo == nil {
+				if eo, err = r.tx.ActivationOrder(ctx, o.EndedByOrderID); err != nil {
+					return nil, err
+				}
+			}
+			endedAt = eo.First()
+		}
+		if out[i], err = r.verify(ctx, o, products[i], reqs[i].res, series[i], byResource[o.ResourceID], endedAt, start, end, runID, now); err != nil {
+			return nil, err
+		}
+		series[i] = nil // verified: its readings can go
+	}
+	return out, nil
+}
+
+// verify verifies one order against its resource's net series and
+// attributes what it moved in the period; others are every order of the
+// resource (its activation days are never in its baseline).
+func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, p *flexhub.Product, res *flexhub.Resource, series *baseline.Series,
+	others []*flexhub.ActivationOrder, endedAt, start, end time.Time, runID string, now time.Time) (*settled, error) {
+	params := p.BaselineParams()
 	var eventDays []baseline.Date
-	others, err := listAll(func(pg flexhub.Page) ([]*flexhub.ActivationOrder, string, error) {
-		return tx.ListActivationOrders(ctx, flexhub.Filter{"resource_id": res.ID}, pg)
-	})
-	if err != nil {
-		return nil, err
-	}
 	seen := map[baseline.Date]bool{}
 	for _, x := range others {
 		if x.ID == o.ID || x.Type != flexhub.OrderActivate || x.Status == flexhub.OrderRejected {
@@ -320,7 +426,8 @@ func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, star
 	// (app/nomination.go; frozen at gate closure). None: no_baseline.
 	var nominated *baseline.Series
 	if params.Method == "nominated_schedule" {
-		if nominated, err = r.s.nominatedSeries(ctx, tx, res.ID, first, last, step); err != nil {
+		var err error
+		if nominated, err = r.s.nominatedSeries(ctx, r.tx, res.ID, o.First(), o.Last(), series.Step); err != nil {
 			return nil, err
 		}
 	}
@@ -352,11 +459,14 @@ func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, star
 			inPeriod.Intervals = append(inPeriod.Intervals, iv)
 		}
 	}
-	if st.adjs, err = settlement.Adjustments(&inPeriod, shares, flexhub.ISP); err != nil {
+	adjs, err := settlement.Adjustments(&inPeriod, shares, flexhub.ISP)
+	if err != nil {
 		return nil, err
 	}
-	for i := range st.adjs {
-		st.adjs[i].ID, st.adjs[i].RunID, st.adjs[i].CreatedAt = flexhub.NewID(), runID, now
+	st.adjs = make([]*flexhub.ImbalanceAdjustment, len(adjs))
+	for i := range adjs {
+		adjs[i].ID, adjs[i].RunID, adjs[i].CreatedAt = flexhub.NewID(), runID, now
+		st.adjs[i] = &adjs[i]
 	}
 	if p.Settlement != nil && p.Settlement.NotifyBRP && len(v.Intervals) > 0 {
 		for _, sh := range shares {

@@ -286,11 +286,11 @@ func TestSplit(t *testing.T) {
 func TestNetSeries(t *testing.T) {
 	imp := flexhub.MeterSeriesKey{SubjectKind: "resource", SubjectID: "r", Quantity: flexhub.QuantityActiveEnergy, Flow: flexhub.FlowImport, Resolution: 5 * time.Minute}
 	exp := flexhub.MeterSeriesKey{SubjectKind: "resource", SubjectID: "r", Quantity: flexhub.QuantityActivePower, Flow: flexhub.FlowExport, Resolution: q}
-	rec := func(s string, v int64) flexhub.MeterRecord { return flexhub.MeterRecord{Start: at(s), Value: v} }
+	rec := func(s string, v int64) flexhub.MeterPoint { return flexhub.MeterPoint{Start: at(s).Unix(), Value: v} }
 	flows := []Flow{
-		{Key: imp, Readings: []flexhub.MeterRecord{rec("2026-03-11T17:00:00Z", 1000), rec("2026-03-11T17:05:00Z", 2000), rec("2026-03-11T17:10:00Z", 3000),
+		{Key: imp, Points: []flexhub.MeterPoint{rec("2026-03-11T17:00:00Z", 1000), rec("2026-03-11T17:05:00Z", 2000), rec("2026-03-11T17:10:00Z", 3000),
 			rec("2026-03-11T17:15:00Z", 1000), rec("2026-03-11T17:25:00Z", 1000)}},
-		{Key: exp, Readings: []flexhub.MeterRecord{rec("2026-03-11T17:00:00Z", 4000), rec("2026-03-11T17:15:00Z", 4000)}}, // 4 W for 15 min = 1000 mWh
+		{Key: exp, Points: []flexhub.MeterPoint{rec("2026-03-11T17:00:00Z", 4000), rec("2026-03-11T17:15:00Z", 4000)}}, // 4 W for 15 min = 1000 mWh
 	}
 	s, err := NetSeries(flows, at("2026-03-11T17:00:00Z"), at("2026-03-11T17:30:00Z"), q)
 	if err != nil {
@@ -303,5 +303,25 @@ func TestNetSeries(t *testing.T) {
 		{MeterSeriesKey: flexhub.MeterSeriesKey{Quantity: flexhub.QuantityActiveEnergy, Flow: flexhub.FlowImport, Resolution: time.Minute}}}, false)
 	if len(keys) != 2 || keys[0] != imp || keys[1] != exp {
 		t.Errorf("picked %v", keys)
+	}
+}
+
+// 1-second power is summed over the quarter hour and rounded once: 900
+// readings of 1.801 W are 450.25 mWh -> 450 mWh (rounding each reading
+// first would give 900 x 1 mWh).
+func TestNetSeriesRoundsOncePerStep(t *testing.T) {
+	k := flexhub.MeterSeriesKey{SubjectKind: "resource", SubjectID: "r", Quantity: flexhub.QuantityActivePower, Flow: flexhub.FlowImport, Resolution: time.Second}
+	from := at("2026-03-11T17:00:00Z")
+	var pts []flexhub.MeterPoint
+	for i := int64(0); i < 1800; i++ {
+		pts = append(pts, flexhub.MeterPoint{Start: from.Unix() + i, Value: 1801})
+	}
+	pts = pts[:1799] // the second quarter hour lacks its last second
+	s, err := NetSeries([]Flow{{Key: k, Points: pts}}, from, from.Add(2*q), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Values[0] != 450 || s.Missing[0] || !s.Missing[1] {
+		t.Errorf("net %v missing %v, want 450 mWh then incomplete", s.Values, s.Missing)
 	}
 }

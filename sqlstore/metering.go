@@ -783,43 +783,17 @@ func (t *Tx) MeterSenders(ctx context.Context, subjectKind string, ids []string)
 		return nil, flexhub.Errorf(flexhub.EInvalid, "%q is not a meter subject kind", subjectKind)
 	}
 	out := make(map[string]flexhub.MeterSender, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	scan := func(rows *sql.Rows, err error) error {
-		if err != nil {
-			return fmt.Errorf("read meter senders: %w", err)
+	err := t.forIDs(ctx, q+`%s`, ids, func(rows *sql.Rows) error {
+		var id string
+		var s flexhub.MeterSender
+		if err := rows.Scan(&id, &s.Party, &s.Status); err != nil {
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var s flexhub.MeterSender
-			if err := rows.Scan(&id, &s.Party, &s.Status); err != nil {
-				return err
-			}
-			out[id] = s
-		}
-		return rows.Err()
-	}
-	if t.d.Arrays() {
-		return out, scan(t.query(ctx, q+`= ANY(?::text[])`, ids))
-	}
-	// SQLite: the ids as one JSON array; an id JSON cannot carry as it
-	// is (not UTF-8) is read on its own.
-	var plain []string
-	for _, id := range ids {
-		if !utf8.ValidString(id) {
-			if err := scan(t.query(ctx, q+`= ?`, id)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		plain = append(plain, id)
-	}
-	if len(plain) > 0 {
-		if err := scan(t.query(ctx, q+`IN (SELECT value FROM json_each(?))`, string(jsonStrings(plain)))); err != nil {
-			return nil, err
-		}
+		out[id] = s
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read meter senders: %w", err)
 	}
 	return out, nil
 }

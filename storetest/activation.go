@@ -100,6 +100,26 @@ func (s *suite) testActivation(t *testing.T) {
 		if _, _, err := tx.ListActivationOrders(ctx, flexhub.Filter{"colour": "red"}, flexhub.Page{}); err == nil {
 			t.Error("unknown filter accepted")
 		}
+		// Every order of a set of resources, by id; a resource without
+		// orders adds none.
+		byRes, err := tx.ResourceActivationOrders(ctx, []string{w.Unit.ID, "no-such-resource"})
+		if err != nil {
+			return err
+		}
+		var gotIDs []string
+		for _, o := range byRes {
+			gotIDs = append(gotIDs, o.ID)
+		}
+		wantIDs := []string{early.ID, accepted.ID, late.ID, done.ID, other.ID}
+		slices.Sort(wantIDs)
+		if !slices.Equal(gotIDs, wantIDs) || byRes[0].ResourceID != w.Unit.ID {
+			t.Errorf("orders of the unit: %v, want %v", gotIDs, wantIDs)
+		}
+		// Metering points read together; one that does not exist absent.
+		mps, err := tx.MeteringPoints(ctx, []string{w.MeteringPoint.ID, "no-such-point"})
+		if err != nil || len(mps) != 1 || mps[w.MeteringPoint.ID] == nil || mps[w.MeteringPoint.ID].ID != w.MeteringPoint.ID {
+			t.Errorf("metering points: %v %v", mps, err)
+		}
 		return nil
 	})
 	// A step is an optimistic update; the old version stays readable; a

@@ -176,6 +176,20 @@ func (s *suite) testMetering(t *testing.T) {
 		if err != nil || len(ss) != 0 {
 			t.Errorf("series of a resource listed as a metering point: %+v %v", ss, err)
 		}
+		// Many subjects at once: the same series, subjects without any
+		// (or of the other kind) absent.
+		many, err := tx.ListMeterSeriesOf(ctx, flexhub.MeterSubjectResource, []string{w.Unit.ID, w.MeteringPoint.ID, "no-such-resource"})
+		if err != nil {
+			return err
+		}
+		one, _ := tx.ListMeterSeries(ctx, flexhub.MeterSubjectResource, w.Unit.ID)
+		if len(many) != 1 || !slices.Equal(many[w.Unit.ID], one) {
+			t.Errorf("series of many resources: %+v, want the unit's %+v only", many, one)
+		}
+		many, err = tx.ListMeterSeriesOf(ctx, flexhub.MeterSubjectMeteringPoint, []string{w.MeteringPoint.ID})
+		if err != nil || len(many) != 1 || len(many[w.MeteringPoint.ID]) != 1 || many[w.MeteringPoint.ID][0].MeterSeriesKey != mp {
+			t.Errorf("series of many metering points: %+v %v", many, err)
+		}
 		return nil
 	})
 
@@ -403,13 +417,46 @@ func (m meterStore) put(vs []flexhub.MeterValue, at time.Time, batch string) []f
 	return out
 }
 
+// read reads a window with MeterReadings, and checks on the way that
+// the bulk reader MeterPoints gives the same starts and values for it —
+// asked together with a wider window of the same series and one of a
+// series that does not exist — so every read of the suite checks both.
 func (m meterStore) read(k flexhub.MeterSeriesKey, from, to time.Time) []flexhub.MeterRecord {
 	m.t.Helper()
 	var out []flexhub.MeterRecord
 	view(m.t, m.st, func(ctx context.Context, tx flexhub.Tx) error {
 		var err error
-		out, err = tx.MeterReadings(ctx, k, from, to)
-		return err
+		if out, err = tx.MeterReadings(ctx, k, from, to); err != nil {
+			return err
+		}
+		wideFrom, wideTo := from.Add(-7*k.Resolution), to.Add(3*k.Resolution)
+		wide, err := tx.MeterReadings(ctx, k, wideFrom, wideTo)
+		if err != nil {
+			return err
+		}
+		none := k
+		none.Resolution = 3 * time.Second
+		pts, err := tx.MeterPoints(ctx, []flexhub.MeterWindow{{Key: k, From: from, To: to}, {Key: none, From: from, To: to}, {Key: k, From: wideFrom, To: wideTo}})
+		if err != nil {
+			return err
+		}
+		if len(pts) != 3 || len(pts[1]) != 0 {
+			m.t.Errorf("MeterPoints: %d windows, %d points of a series that does not exist", len(pts), len(pts[1]))
+			return nil
+		}
+		for i, recs := range [][]flexhub.MeterRecord{out, nil, wide} {
+			if len(pts[i]) != len(recs) {
+				m.t.Errorf("MeterPoints window %d: %d points, MeterReadings %d", i, len(pts[i]), len(recs))
+				continue
+			}
+			for j, r := range recs {
+				if p := pts[i][j]; p.Start != r.Start.Unix() || p.Value != r.Value {
+					m.t.Errorf("MeterPoints window %d point %d: %+v, MeterReadings %s %d", i, j, p, r.Start, r.Value)
+					break
+				}
+			}
+		}
+		return nil
 	})
 	return out
 }

@@ -57,32 +57,62 @@ func (s *suite) testSettlement(t *testing.T) {
 		if err := tx.CreateSettlementRun(ctx, run); err != nil {
 			return err
 		}
-		if err := tx.CreateVerification(ctx, visible, true); err != nil {
+		hashes, err := tx.CreateVerifications(ctx, []*flexhub.Verification{visible, hidden}, []bool{true, false})
+		if err != nil {
 			return err
 		}
-		if err := tx.CreateVerification(ctx, hidden, false); err != nil {
-			return err
+		if len(hashes) != 2 || hashes[0] != flexhub.PayloadHash(visible) || hashes[1] != flexhub.PayloadHash(hidden) {
+			t.Errorf("payload hashes %v, want those of the verifications", hashes)
 		}
 		for _, m := range []*flexhub.Statement{v1, v2} {
-			if err := tx.CreateStatement(ctx, m); err != nil {
+			hash, err := tx.CreateStatement(ctx, m)
+			if err != nil {
 				return err
 			}
-		}
-		for _, a := range []*flexhub.ImbalanceAdjustment{a1, a2, a3} {
-			if err := tx.CreateImbalanceAdjustment(ctx, a); err != nil {
-				return err
+			if hash != flexhub.PayloadHash(m) {
+				t.Errorf("statement payload hash %s, want %s", hash, flexhub.PayloadHash(m))
 			}
 		}
-		return nil
+		return tx.CreateImbalanceAdjustments(ctx, []*flexhub.ImbalanceAdjustment{a1, a2, a3})
 	})
 	// A second version 2, or a second statement superseding v1: refused,
 	// so two concurrent runs cannot both revise a statement.
 	for name, m := range map[string]*flexhub.Statement{"same version": stmt(2, "", "9"), "same predecessor": stmt(3, v1.ID, "9")} {
-		err := st.Update(t.Context(), func(tx flexhub.Tx) error { return tx.CreateStatement(t.Context(), m) })
+		err := st.Update(t.Context(), func(tx flexhub.Tx) error { _, err := tx.CreateStatement(t.Context(), m); return err })
 		if flexhub.ErrorKind(err) != flexhub.EConflict {
 			t.Errorf("%s: %v, want a conflict", name, err)
 		}
 	}
+	// A set with an id already taken is refused whole: the new
+	// verification and adjustment beside it are not stored.
+	fresh := verif(flexhub.NewID())
+	freshAdj := adj(fresh, 45*time.Minute, 7)
+	err := st.Update(t.Context(), func(tx flexhub.Tx) error {
+		_, err := tx.CreateVerifications(t.Context(), []*flexhub.Verification{fresh, visible}, []bool{false, false})
+		return err
+	})
+	if flexhub.ErrorKind(err) != flexhub.EConflict {
+		t.Errorf("verifications with a taken id: %v, want a conflict", err)
+	}
+	err = st.Update(t.Context(), func(tx flexhub.Tx) error {
+		if _, err := tx.CreateVerifications(t.Context(), []*flexhub.Verification{fresh}, []bool{false}); err != nil {
+			return err
+		}
+		return tx.CreateImbalanceAdjustments(t.Context(), []*flexhub.ImbalanceAdjustment{freshAdj, a1})
+	})
+	if flexhub.ErrorKind(err) != flexhub.EConflict {
+		t.Errorf("adjustments with a taken id: %v, want a conflict", err)
+	}
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		if _, err := tx.Verification(ctx, fresh.ID); flexhub.ErrorKind(err) != flexhub.ENotFound {
+			t.Errorf("verification of a refused set: %v, want not found", err)
+		}
+		l, _, err := tx.ListImbalanceAdjustments(ctx, flexhub.Filter{"verification_id": fresh.ID}, flexhub.Page{})
+		if err != nil || len(l) != 0 {
+			t.Errorf("adjustments of a refused set: %d (%v), want none", len(l), err)
+		}
+		return nil
+	})
 	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
 		r, err := tx.SettlementRun(ctx, run.ID)
 		if err != nil {
@@ -207,7 +237,8 @@ func (s *suite) testSettlement(t *testing.T) {
 		if err := tx.CreateSettlementRun(ctx, run2); err != nil {
 			return err
 		}
-		return tx.CreateVerification(ctx, again, false)
+		_, err := tx.CreateVerifications(ctx, []*flexhub.Verification{again}, []bool{false})
+		return err
 	})
 	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
 		for want, ids := range map[string][]string{"false": {a2.ID, a3.ID}, "true": {a1.ID}} {

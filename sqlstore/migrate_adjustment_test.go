@@ -1,0 +1,136 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/flexhub/flexhub"
+	"github.com/flexhub/flexhub/postgres"
+	"github.com/flexhub/flexhub/postgres/pgtest"
+	"github.com/flexhub/flexhub/sqlite"
+	"github.com/flexhub/flexhub/sqlstore"
+)
+
+// Migration 012 moves imbalance adjustments stored by migration 010 (a
+// JSON body and every id as a column) into narrow rows: afterwards each
+// reads back through the store exactly as it was written, by the filters
+// the API uses, and new adjustments are stored beside them.
+func TestMigrateAdjustmentRows(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "m.db")
+		db, err := sql.Open("sqlite", "file:"+path) // foreign keys off: the rows they would check are not the point
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		testMigrateAdjustmentRows(t, db, sqliteDialect{}, sqlite.Migrations(), func() flexhub.Store {
+			db.Close()
+			s, err := sqlite.Open(t.Context(), path, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn, _, _ := pgtest.Schema(t, "fh_migrate_adj")
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		testMigrateAdjustmentRows(t, db, pgDialect{}, postgres.Migrations(), func() flexhub.Store {
+			db.Close()
+			s, err := postgres.Open(t.Context(), dsn, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+func testMigrateAdjustmentRows(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, open func() flexhub.Store) {
+	ctx := t.Context()
+	before := fstest.MapFS{}
+	names, _ := fs.Glob(migrations, "*.sql")
+	for _, n := range names {
+		if n < "012" {
+			body, _ := fs.ReadFile(migrations, n)
+			before[n] = &fstest.MapFile{Data: body}
+		}
+	}
+	if _, err := sqlstore.Migrate(ctx, db, d, before); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, d.Rebind(q), args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, ok := d.(pgDialect); ok {
+		exec(`SET session_replication_role = replica`) // no foreign key checks on this connection
+	}
+	start := time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC)
+	created := time.Date(2026, 12, 1, 8, 0, 0, 123456789, time.UTC)
+	exec(`INSERT INTO settlement_run (id, version, system_operator_id, period_start, period_end, body) VALUES ('run1', 1, 'dso', ?, ?, '{}')`,
+		flexhub.TimeKey(start), flexhub.TimeKey(start.Add(24*time.Hour)))
+	exec(`INSERT INTO verification (id, version, run_id, order_id, resource_id, fsp_id, system_operator_id, brp_visible, body) VALUES ('ver1', 1, 'run1', 'ord1', 'res1', 'fsp', 'dso', 0, '{}')`)
+	want := []flexhub.ImbalanceAdjustment{
+		{ID: "adj1", RunID: "run1", OrderID: "ord1", VerificationID: "ver1", ResourceID: "res1", MeteringPointID: "mp1", BRPID: "brp", SupplierID: "sup",
+			FSPID: "fsp", SystemOperatorID: "dso", Start: start, End: start.Add(flexhub.ISP), Volume: 1_234_567, Unit: "mWh", CreatedAt: created},
+		{ID: "adj2", RunID: "run1", OrderID: "ord1", VerificationID: "ver1", ResourceID: "res1", MeteringPointID: "mp1", BRPID: "brp",
+			FSPID: "fsp", SystemOperatorID: "dso", Start: start.Add(flexhub.ISP), End: start.Add(2 * flexhub.ISP), Volume: -5, Unit: "mWh", CreatedAt: created},
+	}
+	for _, a := range want {
+		body, _ := json.Marshal(a)
+		var supplier any
+		if a.SupplierID != "" {
+			supplier = a.SupplierID
+		}
+		exec(`INSERT INTO imbalance_adjustment (id, version, run_id, order_id, verification_id, resource_id, metering_point_id, brp_id, supplier_id, fsp_id, system_operator_id, start_at, body)
+			VALUES (?, 1, 'run1', 'ord1', 'ver1', 'res1', 'mp1', 'brp', ?, 'fsp', 'dso', ?, ?)`, a.ID, supplier, flexhub.TimeKey(a.Start), string(body))
+	}
+
+	st := open()
+	defer st.Close()
+	list := func(f flexhub.Filter) []*flexhub.ImbalanceAdjustment {
+		t.Helper()
+		var out []*flexhub.ImbalanceAdjustment
+		if err := st.View(ctx, func(tx flexhub.Tx) error {
+			var err error
+			out, _, err = tx.ListImbalanceAdjustments(ctx, f, flexhub.Page{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := list(flexhub.Filter{"run_id": "run1"})
+	if len(got) != len(want) {
+		t.Fatalf("%d adjustments after the migration, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g := *got[i]
+		g.Start, g.End, g.CreatedAt = g.Start.UTC(), g.End.UTC(), g.CreatedAt.UTC()
+		if g != want[i] {
+			t.Errorf("adjustment %d after the migration:\n got %+v\nwant %+v", i, g, want[i])
+		}
+	}
+	for f, n := range map[string]int{"brp_id=brp": 2, "supplier_id=sup": 1, "fsp_id=fsp": 2, "system_operator_id=dso": 2, "order_id=ord1": 2,
+		"metering_point_id=mp1": 2, "resource_id=res1": 2, "superseded=false": 2, "from=" + flexhub.TimeKey(start.Add(flexhub.ISP)): 1} {
+		k, v, _ := strings.Cut(f, "=")
+		if got := list(flexhub.Filter{k: v}); len(got) != n {
+			t.Errorf("filter %s: %d adjustments, want %d", f, len(got), n)
+		}
+	}
+}
