@@ -3,6 +3,7 @@ package flexhub
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -279,11 +280,15 @@ type ActivationTx interface {
 	UpdateActivationOrder(ctx context.Context, o *ActivationOrder) error
 	ActivationOrder(ctx context.Context, id string) (*ActivationOrder, error)
 	// ListActivationOrders filters on "system_operator_id", "fsp_id",
-	// "resource_id", "obligation_id", "product_id", "batch_id", "status".
+	// "resource_id", "obligation_id", "product_id", "batch_id", "status",
+	// and on time: "ends_after" (the last set-point ends after) and
+	// "starts_before" (the first set-point starts before), each
+	// OrderTimeKey of a time.
 	ListActivationOrders(ctx context.Context, f Filter, pg Page) ([]*ActivationOrder, string, error)
 	// ResourceActivationOrders lists every order of the given resources
-	// (all types and statuses), by id.
-	ResourceActivationOrders(ctx context.Context, resourceIDs []string) ([]*ActivationOrder, error)
+	// (all types and statuses) with set-points reaching into [from, to),
+	// by id.
+	ResourceActivationOrders(ctx context.Context, resourceIDs []string, from, to time.Time) ([]*ActivationOrder, error)
 	// DueActivationOrders lists, earliest first, at most limit orders
 	// whose DueAt has passed at now.
 	DueActivationOrders(ctx context.Context, now time.Time, limit int) ([]*ActivationOrder, error)
@@ -311,3 +316,7 @@ type ActivationTx interface {
 	// for a missing order), naming the order, as UpdateActivationOrder's.
 	UpdateActivationOrders(ctx context.Context, steps []*ActivationOrder) error
 }
+
+// OrderTimeKey renders a time as ListActivationOrders' time filters take
+// it: Unix microseconds.
+func OrderTimeKey(t time.Time) string { return strconv.FormatInt(t.UTC().UnixMicro(), 10) }

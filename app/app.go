@@ -27,6 +27,11 @@ type Service struct {
 	// monitorQ carries resources with fresh meter data to the delivery
 	// monitor (monitor.go).
 	monitorQ chan string
+	// settleTrace, when set, is told how long each phase of a settlement
+	// run took (BenchmarkSettlementRun): "verify" (the orders listed, their
+	// meter data read, baselines computed, verified), "statements" and
+	// "write" (everything stored; the commit follows).
+	settleTrace func(phase string, took time.Duration)
 }
 
 // New returns a Service. log may be nil.

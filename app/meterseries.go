@@ -35,6 +35,31 @@ func netSeries(ctx context.Context, tx flexhub.Tx, r *flexhub.Resource, reactive
 // series of every resource and group member, then all their readings
 // (MeterPoints), whatever the number of requests.
 func netSeriesMany(ctx context.Context, tx flexhub.Tx, reqs []seriesRequest) ([]*baseline.Series, error) {
+	rd, err := readSeries(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return rd.build()
+}
+
+// seriesRead is what readSeries read for a set of requests: build turns
+// it into the net series without the store (a settlement run builds one
+// block's series while it reads the next block's).
+type seriesRead struct {
+	reqs   []seriesRequest
+	parts  []seriesPart
+	points [][]flexhub.MeterPoint
+}
+
+// seriesPart is one request's own flows, or one member's of a group:
+// the request's series is the sum of its parts.
+type seriesPart struct {
+	req   int
+	first int // its first window in points
+	keys  []flexhub.MeterSeriesKey
+}
+
+func readSeries(ctx context.Context, tx flexhub.Tx, reqs []seriesRequest) (*seriesRead, error) {
 	var subjects []string
 	seen := map[string]bool{}
 	add := func(id string) {
@@ -55,14 +80,7 @@ func netSeriesMany(ctx context.Context, tx flexhub.Tx, reqs []seriesRequest) ([]
 	if err != nil {
 		return nil, err
 	}
-	// Each request is the sum of parts: the resource's own flows, or
-	// each member's.
-	type part struct {
-		req   int
-		first int // its first window
-		keys  []flexhub.MeterSeriesKey
-	}
-	var parts []part
+	rd := &seriesRead{reqs: reqs}
 	var windows []flexhub.MeterWindow
 	for i, q := range reqs {
 		ids := []string{q.res.ID}
@@ -71,22 +89,27 @@ func netSeriesMany(ctx context.Context, tx flexhub.Tx, reqs []seriesRequest) ([]
 		}
 		for _, id := range ids {
 			keys := settlement.PickFlows(series[id], q.reactive)
-			parts = append(parts, part{i, len(windows), keys})
+			rd.parts = append(rd.parts, seriesPart{i, len(windows), keys})
 			for _, k := range keys {
 				windows = append(windows, flexhub.MeterWindow{Key: k, From: q.from, To: q.to})
 			}
 		}
 	}
-	points, err := tx.MeterPoints(ctx, windows)
-	if err != nil {
+	if rd.points, err = tx.MeterPoints(ctx, windows); err != nil {
 		return nil, err
 	}
-	out := make([]*baseline.Series, len(reqs))
-	for _, p := range parts {
-		q := reqs[p.req]
+	return rd, nil
+}
+
+// build makes each request's net series (settlement.NetSeries), the sum
+// of its parts.
+func (rd *seriesRead) build() ([]*baseline.Series, error) {
+	out := make([]*baseline.Series, len(rd.reqs))
+	for _, p := range rd.parts {
+		q := rd.reqs[p.req]
 		flows := make([]settlement.Flow, len(p.keys))
 		for j, k := range p.keys {
-			flows[j] = settlement.Flow{Key: k, Points: points[p.first+j]}
+			flows[j] = settlement.Flow{Key: k, Points: rd.points[p.first+j]}
 		}
 		s, err := settlement.NetSeries(flows, q.from, q.to, q.step)
 		if err != nil {

@@ -200,8 +200,16 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 	run := &flexhub.SettlementRun{ID: flexhub.NewID(), SystemOperatorID: by.ID, PeriodStart: start, PeriodEnd: end, CreatedAt: now,
 		Verifications: []flexhub.RunVerification{}, Statements: []flexhub.RunStatement{}}
 
+	phase := time.Now()
+	lap := func(name string) {
+		if s.settleTrace != nil {
+			s.settleTrace(name, time.Since(phase))
+		}
+		phase = time.Now()
+	}
 	orders, err := listAll(func(pg flexhub.Page) ([]*flexhub.ActivationOrder, string, error) {
-		return tx.ListActivationOrders(ctx, flexhub.Filter{"system_operator_id": by.ID}, pg)
+		return tx.ListActivationOrders(ctx, flexhub.Filter{"system_operator_id": by.ID,
+			"ends_after": flexhub.OrderTimeKey(start), "starts_before": flexhub.OrderTimeKey(end)}, pg)
 	})
 	if err != nil {
 		return nil, err
@@ -215,21 +223,63 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 		todo = append(todo, o)
 	}
 	orders = nil
+	// Pipelined: while a worker computes one block (net series,
+	// baselines, verification, adjustments: no store), the next is read.
+	type computed struct {
+		sts []*settled
+		err error
+	}
+	work := make(chan *blockRead, 1)
+	results := make(chan computed, 1)
+	go func() {
+		defer close(results)
+		for b := range work {
+			sts, err := b.compute(start, end, run.ID, now)
+			results <- computed{sts, err}
+		}
+	}()
 	var done []*settled
-	for len(todo) > 0 {
+	var readErr, computeErr error
+	pending := 0
+	collect := func() {
+		c := <-results
+		pending--
+		if c.err != nil && computeErr == nil {
+			computeErr = c.err
+		}
+		done = append(done, c.sts...)
+	}
+	for len(todo) > 0 && readErr == nil && computeErr == nil {
 		block := todo[:min(settleBlock, len(todo))]
 		todo = todo[len(block):]
-		sts, err := r.verifyBlock(ctx, block, start, end, run.ID, now)
+		b, err := r.readBlock(ctx, block)
 		if err != nil {
-			return nil, err
+			readErr = err
+			break
 		}
-		done = append(done, sts...)
+		if pending == 1 {
+			collect() // at most one block waits: its readings are the run's memory
+		}
+		work <- b
+		pending++
+	}
+	close(work)
+	for pending > 0 {
+		collect()
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	if computeErr != nil {
+		return nil, computeErr
 	}
 
+	lap("verify")
 	statements, err := r.statements(ctx, by, start, end, done, run.ID, now)
 	if err != nil {
 		return nil, err
 	}
+	lap("statements")
 
 	// Everything computed: store it, set-based (a run of 10,000 orders
 	// writes 10,000 verifications and over 100,000 adjustments).
@@ -317,15 +367,34 @@ func (s *Service) settle(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, 
 	if err := tx.CreateNotifications(ctx, notes); err != nil {
 		return nil, err
 	}
+	lap("write")
 	return run, nil
 }
 
-// verifyBlock verifies a block of orders and attributes what each moved
-// in the period. What the block needs is read set-based first: its
-// resources, members and metering points, every order of its resources
-// (their activation days, and the end orders), and the meter data of all
-// of them.
-func (r *settleRun) verifyBlock(ctx context.Context, orders []*flexhub.ActivationOrder, start, end time.Time, runID string, now time.Time) ([]*settled, error) {
+// blockRead is a block of orders with everything verifying them needs,
+// read from the store: compute needs nothing else.
+type blockRead struct {
+	orders []orderRead
+	series *seriesRead
+}
+
+// orderRead is one order's part of a blockRead.
+type orderRead struct {
+	o         *flexhub.ActivationOrder
+	p         *flexhub.Product
+	res       *flexhub.Resource
+	others    []*flexhub.ActivationOrder // every order of the resource
+	endedAt   time.Time
+	nominated *baseline.Series
+	award     *flexhub.Award
+	shares    []settlement.Share
+}
+
+// readBlock reads what a block of orders needs, set-based: its resources,
+// members and metering points, every order of its resources (their
+// activation days, and the end orders), and the meter data of all of
+// them.
+func (r *settleRun) readBlock(ctx context.Context, orders []*flexhub.ActivationOrder) (*blockRead, error) {
 	var resIDs []string
 	for _, o := range orders {
 		resIDs = append(resIDs, o.ResourceID)
@@ -334,7 +403,22 @@ func (r *settleRun) verifyBlock(ctx context.Context, orders []*flexhub.Activatio
 	if err := r.preload(ctx, resIDs); err != nil {
 		return nil, err
 	}
-	all, err := r.tx.ResourceActivationOrders(ctx, resIDs)
+	b := &blockRead{orders: make([]orderRead, len(orders))}
+	reqs := make([]seriesRequest, len(orders))
+	var err error
+	for i, o := range orders {
+		reqs[i], err = r.seriesRequest(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Every order of the block's resources over the meter data read: the
+	// other activation days (never in a baseline) and the end orders.
+	lo, hi := reqs[0].from, reqs[0].to
+	for _, q := range reqs {
+		lo, hi = minTime(lo, q.from), maxTime(hi, q.to)
+	}
+	all, err := r.tx.ResourceActivationOrders(ctx, resIDs, lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -344,43 +428,11 @@ func (r *settleRun) verifyBlock(ctx context.Context, orders []*flexhub.Activatio
 		byResource[x.ResourceID] = append(byResource[x.ResourceID], x)
 		byID[x.ID] = x
 	}
-	// The meter data the baseline reads: the look-back of day matching
-	// (plus a day, for daylight saving and the event day's morning), the
-	// intervals before the event for meter before, and the event.
-	reqs := make([]seriesRequest, len(orders))
-	products := make([]*flexhub.Product, len(orders))
 	for i, o := range orders {
-		p, err := r.product(ctx, o.ProductID)
-		if err != nil {
-			return nil, err
-		}
-		products[i] = p
+		p, res := r.products[o.ProductID], reqs[i].res
 		params := p.BaselineParams()
-		step, err := p.TimeResolution.Parse("time_resolution")
-		if err != nil || step <= 0 {
-			step = 15 * time.Minute
-		}
-		first, last := o.First(), o.Last()
-		from := first
-		switch params.Method {
-		case "x_of_y", "rolling_average":
-			lb := params.LookbackDays
-			if lb == 0 {
-				lb = 3*params.Y + 14
-			}
-			from = first.Add(-time.Duration(lb+1) * 24 * time.Hour)
-		case "meter_before":
-			from = first.Add(-time.Duration(params.MeterBeforeIntervals) * step)
-		}
-		reqs[i] = seriesRequest{res: r.resources[o.ResourceID], reactive: p.PowerType == "reactive", from: from, to: last, step: step}
-	}
-	series, err := netSeriesMany(ctx, r.tx, reqs)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*settled, len(orders))
-	for i, o := range orders {
-		var endedAt time.Time
+		first, last, step := o.First(), o.Last(), reqs[i].step
+		or := orderRead{o: o, p: p, res: res, others: byResource[o.ResourceID]}
 		if o.EndedByOrderID != "" {
 			eo := byID[o.EndedByOrderID]
 			if eo == nil {
@@ -388,25 +440,91 @@ func (r *settleRun) verifyBlock(ctx context.Context, orders []*flexhub.Activatio
 					return nil, err
 				}
 			}
-			endedAt = eo.First()
+			or.endedAt = eo.First()
 		}
-		if out[i], err = r.verify(ctx, o, products[i], reqs[i].res, series[i], byResource[o.ResourceID], endedAt, start, end, runID, now); err != nil {
+		// nominated_schedule: the FSP's nominated baseline over the order
+		// (app/nomination.go; frozen at gate closure). None: no_baseline.
+		if params.Method == "nominated_schedule" {
+			if or.nominated, err = r.s.nominatedSeries(ctx, r.tx, res.ID, first, last, step); err != nil {
+				return nil, err
+			}
+		}
+		if o.ObligationID != "" {
+			ob, err := r.obligation(ctx, o.ObligationID)
+			if err != nil {
+				return nil, err
+			}
+			if or.award, err = r.award(ctx, ob.AwardID); err != nil {
+				return nil, err
+			}
+		}
+		if or.shares, err = r.shares(ctx, res, o.Direction); err != nil {
 			return nil, err
 		}
-		series[i] = nil // verified: its readings can go
+		b.orders[i] = or
+	}
+	if b.series, err = readSeries(ctx, r.tx, reqs); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// seriesRequest is the meter data verifying o reads: the look-back of
+// day matching (plus a day, for daylight saving and the event day's
+// morning), the intervals before the event for meter before, and the
+// event.
+func (r *settleRun) seriesRequest(ctx context.Context, o *flexhub.ActivationOrder) (seriesRequest, error) {
+	p, err := r.product(ctx, o.ProductID)
+	if err != nil {
+		return seriesRequest{}, err
+	}
+	params := p.BaselineParams()
+	step, err := p.TimeResolution.Parse("time_resolution")
+	if err != nil || step <= 0 {
+		step = 15 * time.Minute
+	}
+	first, last := o.First(), o.Last()
+	from := first
+	switch params.Method {
+	case "x_of_y", "rolling_average":
+		lb := params.LookbackDays
+		if lb == 0 {
+			lb = 3*params.Y + 14
+		}
+		from = first.Add(-time.Duration(lb+1) * 24 * time.Hour)
+	case "meter_before":
+		from = first.Add(-time.Duration(params.MeterBeforeIntervals) * step)
+	}
+	return seriesRequest{res: r.resources[o.ResourceID], reactive: p.PowerType == "reactive", from: from, to: last, step: step}, nil
+}
+
+// compute verifies a block's orders and attributes what each moved in
+// the period: no store, so it runs beside the reading of the next block.
+func (b *blockRead) compute(start, end time.Time, runID string, now time.Time) ([]*settled, error) {
+	series, err := b.series.build()
+	if err != nil {
+		return nil, err
+	}
+	b.series = nil // the readings can go
+	out := make([]*settled, len(b.orders))
+	for i := range b.orders {
+		if out[i], err = b.orders[i].verify(series[i], start, end, runID, now); err != nil {
+			return nil, err
+		}
+		series[i] = nil
 	}
 	return out, nil
 }
 
 // verify verifies one order against its resource's net series and
-// attributes what it moved in the period; others are every order of the
-// resource (its activation days are never in its baseline).
-func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, p *flexhub.Product, res *flexhub.Resource, series *baseline.Series,
-	others []*flexhub.ActivationOrder, endedAt, start, end time.Time, runID string, now time.Time) (*settled, error) {
+// attributes what it moved in the period (the resource's other
+// activation days are never in its baseline).
+func (or *orderRead) verify(series *baseline.Series, start, end time.Time, runID string, now time.Time) (*settled, error) {
+	o, p := or.o, or.p
 	params := p.BaselineParams()
 	var eventDays []baseline.Date
 	seen := map[baseline.Date]bool{}
-	for _, x := range others {
+	for _, x := range or.others {
 		if x.ID == o.ID || x.Type != flexhub.OrderActivate || x.Status == flexhub.OrderRejected {
 			continue
 		}
@@ -422,36 +540,14 @@ func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, p *f
 			}
 		}
 	}
-	// nominated_schedule: the FSP's nominated baseline over the order
-	// (app/nomination.go; frozen at gate closure). None: no_baseline.
-	var nominated *baseline.Series
-	if params.Method == "nominated_schedule" {
-		var err error
-		if nominated, err = r.s.nominatedSeries(ctx, r.tx, res.ID, o.First(), o.Last(), series.Step); err != nil {
-			return nil, err
-		}
-	}
-	v, err := settlement.Verify(settlement.OrderInput{Order: o, Product: p, Series: series, Nominated: nominated, EventDays: eventDays, EndedAt: endedAt})
+	v, err := settlement.Verify(settlement.OrderInput{Order: o, Product: p, Series: series, Nominated: or.nominated, EventDays: eventDays, EndedAt: or.endedAt})
 	if err != nil {
 		return nil, err
 	}
 	v.ID, v.RunID, v.CreatedAt = flexhub.NewID(), runID, now
-	st := &settled{order: o, product: p, v: v}
-	if o.ObligationID != "" {
-		ob, err := r.obligation(ctx, o.ObligationID)
-		if err != nil {
-			return nil, err
-		}
-		if st.award, err = r.award(ctx, ob.AwardID); err != nil {
-			return nil, err
-		}
-	}
+	st := &settled{order: o, product: p, v: v, award: or.award}
 
 	// Imbalance adjustments of the intervals in the period.
-	shares, err := r.shares(ctx, res, o.Direction)
-	if err != nil {
-		return nil, err
-	}
 	inPeriod := *v
 	inPeriod.Intervals = nil
 	for _, iv := range v.Intervals {
@@ -459,7 +555,7 @@ func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, p *f
 			inPeriod.Intervals = append(inPeriod.Intervals, iv)
 		}
 	}
-	adjs, err := settlement.Adjustments(&inPeriod, shares, flexhub.ISP)
+	adjs, err := settlement.Adjustments(&inPeriod, or.shares, flexhub.ISP)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +565,7 @@ func (r *settleRun) verify(ctx context.Context, o *flexhub.ActivationOrder, p *f
 		st.adjs[i] = &adjs[i]
 	}
 	if p.Settlement != nil && p.Settlement.NotifyBRP && len(v.Intervals) > 0 {
-		for _, sh := range shares {
+		for _, sh := range or.shares {
 			if a, ok := sh.MeteringPoint.AssignmentAt(v.Intervals[0].Start); ok && a.BRPID != "" {
 				st.brps = append(st.brps, a.BRPID)
 			}
@@ -862,4 +958,18 @@ func listIn[T any](ctx context.Context, s *Service, list func(tx flexhub.Tx) ([]
 		return nil, err
 	}
 	return &out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

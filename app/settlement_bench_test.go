@@ -36,9 +36,11 @@ import (
 // event day, timed: wall, CPU (getrusage of this process: SQLite is in it,
 // PostgreSQL's server is not) and peak resident set of this process during
 // the run (VmHWM after resetting it through /proc/self/clear_refs) with the
-// Go heap allocated by the run. In the same invocation pandas
-// (scripts/baseline_pandas.py --filter-first, its cheaper variant; it
-// computes both of benchdata's methods) runs on the same file; the
+// Go heap allocated by the run, and the time of its phases: reading the
+// meter data and computing baselines and verifications ("verify"), the
+// statements, the writes (the commit is the rest). In the same invocation
+// pandas (scripts/baseline_pandas.py --filter-first, its cheaper variant,
+// with --method= the product's method only) runs on the same file; the
 // benchmark fails unless pandas agrees with the engine (benchdata.Compare)
 // and every verification of the run has the engine's baseline, chosen
 // days, measured intervals and energy and delivered energy.
@@ -98,7 +100,9 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 		b.Fatalf("%s holds %d resources, want %d", dir, d.Meta.Resources, n)
 	}
 	// The engine's outcomes (not timed): what the run must reproduce.
-	engine, err := benchdata.Run(d, benchdata.Methods)
+	// One method: the product's (pandas computes the same one only).
+	methods := benchdata.Methods[:1] // high 4 of 5
+	engine, err := benchdata.Run(d, methods)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,7 +149,7 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 	brp, supplier := party("10XSETTLEBBRP", flexhub.RoleBRP), party("10XSETTLEBSUP", flexhub.RoleSupplier)
 	dso, consumer := party("10XSETTLEBDSO", flexhub.RoleDSO), party("10XSETTLEBCON", flexhub.RoleConsumer)
 	tol := 10
-	m := benchdata.Methods[0] // high 4 of 5
+	m := methods[0]
 	prod, err := svc.CreateProduct(WithActor(ctx, tso), flexhub.ProductSpec{Name: "Evening peak", Service: "congestion_management",
 		Direction: "up", PowerType: "active", MinBidSize: flexhub.KW(1), TimeResolution: "PT15M", FullActivationTime: "PT5M",
 		ActivationMode: "manual", AckDeadline: "PT1M", DeliveryTolerance: &tol, Remuneration: []string{"energy"}, BaselineMethod: "x_of_y",
@@ -258,12 +262,12 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 
 	// pandas on the same file (a process of its own), checked against the
 	// engine.
-	pd := runPandas(b, dir)
+	pd := runPandas(b, dir, m.Name)
 	f, err := os.Open(pd.out)
 	if err != nil {
 		b.Fatal(err)
 	}
-	agree, err := benchdata.Compare(f, benchdata.Methods, engine)
+	agree, err := benchdata.Compare(f, methods, engine)
 	f.Close()
 	if err != nil {
 		b.Fatalf("flexhub's engine and pandas disagree: %v", err)
@@ -281,6 +285,8 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuSec(b)
+	phases := map[string]time.Duration{}
+	svc.settleTrace = func(phase string, took time.Duration) { phases[phase] += took }
 	b.ResetTimer()
 	run, err := svc.RunSettlement(WithActor(ctx, tso), flexhub.SettlementRunSpec{PeriodStart: eventDay, PeriodEnd: eventDay.Add(24 * time.Hour)}, "")
 	b.StopTimer()
@@ -331,9 +337,12 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 	b.ReportMetric(float64(pd.MaxRSSKiB)/1024, "pandas-peak-MiB")
 	b.ReportMetric((pd.ReadS+pd.ComputeS)/wall.Seconds(), "ratio-pandas/run")
 	b.ReportMetric(pd.ComputeCPUS/cpu, "ratio-cpu")
-	b.Logf("%s N=%d: run %.2f s wall, %.2f s CPU, peak RSS %d MiB (%d MiB before), Go heap allocated %d MiB; %d verifications (%d no_baseline) equal to the engine; "+
+	b.ReportMetric(phases["verify"].Seconds(), "verify-s")
+	b.ReportMetric((pd.ReadS+pd.ComputeS)/phases["verify"].Seconds(), "ratio-pandas/verify")
+	b.Logf("%s N=%d: run %.2f s wall (read + baselines + verification %.2f s, statements %.2f s, writes %.2f s, commit and the rest %.2f s), %.2f s CPU, peak RSS %d MiB (%d MiB before), Go heap allocated %d MiB; %d verifications (%d no_baseline) equal to the engine; "+
 		"pandas read %.2f s + compute %.2f s (CPU %.2f s), peak %d MiB, agreeing on %d resource x method baselines (%d without history)",
-		kind, n, wall.Seconds(), cpu, peak/1024, rssBefore/1024, (ms1.TotalAlloc-ms0.TotalAlloc)>>20, len(vs), noBaseline,
+		kind, n, wall.Seconds(), phases["verify"].Seconds(), phases["statements"].Seconds(), phases["write"].Seconds(),
+		(wall - phases["verify"] - phases["statements"] - phases["write"]).Seconds(), cpu, peak/1024, rssBefore/1024, (ms1.TotalAlloc-ms0.TotalAlloc)>>20, len(vs), noBaseline,
 		pd.ReadS, pd.ComputeS, pd.ComputeCPUS, pd.MaxRSSKiB/1024, agree.Baselines, agree.NoHistory)
 }
 
@@ -388,7 +397,7 @@ type pandasRun struct {
 }
 
 // runPandas runs scripts/baseline_pandas.py --filter-first on dir.
-func runPandas(b *testing.B, dir string) pandasRun {
+func runPandas(b *testing.B, dir, methodName string) pandasRun {
 	py := os.Getenv("FLEXHUB_PANDAS_PYTHON")
 	if py == "" {
 		py = "/usr/bin/python3"
@@ -397,7 +406,7 @@ func runPandas(b *testing.B, dir string) pandasRun {
 		b.Skipf("%s cannot import pandas (%v): apt-get install -y python3-pandas", py, err)
 	}
 	out := filepath.Join(b.TempDir(), "pandas.csv")
-	cmd := exec.Command(py, "../scripts/baseline_pandas.py", dir, out, "--filter-first")
+	cmd := exec.Command(py, "../scripts/baseline_pandas.py", dir, out, "--filter-first", "--method="+methodName)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -9,7 +9,10 @@ and the verification (baseline minus measured, summed over the intervals
 with a reading), writes the results as CSV, and prints its timings and peak
 memory as one JSON line on stdout.
 
-    baseline_pandas.py DATA_DIR OUT_CSV [--filter-first]
+    baseline_pandas.py DATA_DIR OUT_CSV [--filter-first] [--method=NAME]...
+
+--method=NAME computes only the named methods (high4of5, 10of10; all by
+default): what a settlement run of one product computes.
 
 Method, vectorised: load a long table (resource, UTC timestamp, mWh; a
 missing reading is an absent row), convert to the resources' local time,
@@ -58,7 +61,7 @@ def read(data_dir):
     return meta, df, excluded
 
 
-def compute(meta, df, excluded, filter_first):
+def compute(meta, df, excluded, filter_first, methods):
     tz = meta["tz"]
     h0, m0 = map(int, meta["window_start"].split(":"))
     h1, m1 = map(int, meta["window_end"].split(":"))
@@ -88,7 +91,7 @@ def compute(meta, df, excluded, filter_first):
     base = complete & (working == event_working) & ~is_excluded & (day_idx < event_day)
 
     out = {}
-    for name, x, y in METHODS:
+    for name, x, y in methods:
         lookback = 3 * y + 14
         eligible = base & (day_idx >= event_day - pd.Timedelta(days=lookback))
         e = win[eligible].copy()
@@ -111,10 +114,10 @@ def compute(meta, df, excluded, filter_first):
     return out
 
 
-def write(meta, out, path):
+def write(meta, out, path, methods):
     with open(path, "w") as f:
         f.write("method,resource,rule,chosen,baseline,measured,measured_mwh,delivered_mwh\n")
-        for name, _, _ in METHODS:
+        for name, _, _ in methods:
             bl, days, nmeas, mmeas, delivered = out[name]
             have = set(bl.index)
             rows = bl.to_numpy()
@@ -143,14 +146,16 @@ def peak_rss_kib():
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     filter_first = "--filter-first" in sys.argv[1:]
-    if len(args) != 2:
-        sys.exit("usage: baseline_pandas.py DATA_DIR OUT_CSV [--filter-first]")
+    names = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--method=")]
+    methods = [m for m in METHODS if not names or m[0] in names]
+    if len(args) != 2 or len(methods) != len(names or METHODS):
+        sys.exit("usage: baseline_pandas.py DATA_DIR OUT_CSV [--filter-first] [--method=%s]..." % "|".join(m[0] for m in METHODS))
     t0 = time.perf_counter()
     meta, df, excluded = read(args[0])
     t1, c1 = time.perf_counter(), time.process_time()
-    out = compute(meta, df, excluded, filter_first)
+    out = compute(meta, df, excluded, filter_first, methods)
     t2, c2 = time.perf_counter(), time.process_time()
-    write(meta, out, args[1])
+    write(meta, out, args[1], methods)
     t3 = time.perf_counter()
     print(json.dumps({
         "read_s": t1 - t0,

@@ -46,7 +46,15 @@ type StatementInput struct {
 // lines. ID, RunID, versions and CreatedAt are left for the caller.
 func BuildStatement(in StatementInput) (*flexhub.Statement, error) {
 	st := &flexhub.Statement{FSPID: in.FSPID, SystemOperatorID: in.SystemOperatorID,
-		PeriodStart: in.PeriodStart.UTC(), PeriodEnd: in.PeriodEnd.UTC(), Currency: in.Currency, Lines: []flexhub.StatementLine{}}
+		PeriodStart: in.PeriodStart.UTC(), PeriodEnd: in.PeriodEnd.UTC(), Currency: in.Currency}
+	n := 0 // at most a line per held interval, two per verified one
+	for _, h := range in.Held {
+		n += len(h.Obligation.Intervals)
+	}
+	for _, a := range in.Activated {
+		n += 2 * len(a.Verification.Intervals)
+	}
+	st.Lines = make([]flexhub.StatementLine, 0, n)
 	var avail, act, pen int64
 	for _, h := range in.Held {
 		ob, aw := h.Obligation, h.Award

@@ -12,13 +12,27 @@ import (
 )
 
 var activationOrderTable = &table{kind: flexhub.KindActivationOrder, name: "activation_order", noun: "activation order",
-	cols: []string{"system_operator_id", "fsp_id", "resource_id", "product_id", "obligation_id", "batch_id", "status", "due_at"},
+	cols: []string{"system_operator_id", "fsp_id", "resource_id", "product_id", "obligation_id", "batch_id", "status", "due_at", "first_start", "last_end"},
 	filters: map[string]string{"system_operator_id": "system_operator_id = ?", "fsp_id": "fsp_id = ?",
 		"resource_id": "resource_id = ?", "obligation_id": "obligation_id = ?", "product_id": "product_id = ?",
-		"batch_id": "batch_id = ?", "status": "status = ?"}}
+		"batch_id": "batch_id = ?", "status": "status = ?",
+		// Unix microseconds (OrderTimeKey): the last set-point ends after,
+		// the first starts before
+		"ends_after": "last_end > ?", "starts_before": "first_start < ?"}}
 
 func activationOrderIdx(o *flexhub.ActivationOrder) []any {
-	return []any{o.SystemOperatorID, o.FSPID, o.ResourceID, o.ProductID, ns(o.ObligationID), ns(o.BatchID), o.Status, nullMicros(o.DueAt())}
+	first, last := orderSpan(o)
+	return []any{o.SystemOperatorID, o.FSPID, o.ResourceID, o.ProductID, ns(o.ObligationID), ns(o.BatchID), o.Status, nullMicros(o.DueAt()), first, last}
+}
+
+// orderSpan is the start of an order's first set-point and the end of its
+// last (Unix microseconds; migration 013), NULL without set-points.
+func orderSpan(o *flexhub.ActivationOrder) (first, last *int64) {
+	if len(o.Setpoints) == 0 {
+		return nil, nil
+	}
+	f, l := micros(o.First()), micros(o.Last())
+	return &f, &l
 }
 
 // CreateActivationOrder implements flexhub.Tx.
@@ -168,8 +182,9 @@ func (t *Tx) CreateActivationOrders(ctx context.Context, orders []*flexhub.Activ
 	id, so, fsp, res, prod, status, body := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	obl, batch := make([]*string, n), make([]*string, n)
 	ver, from := make([]int64, n), make([]int64, n)
-	due := make([]*int64, n)
+	due, first, last := make([]*int64, n), make([]*int64, n), make([]*int64, n)
 	for i, o := range orders {
+		first[i], last[i] = orderSpan(o)
 		id[i], so[i], fsp[i], res[i], prod[i], status[i], body[i] = o.ID, o.SystemOperatorID, o.FSPID, o.ResourceID, o.ProductID, o.Status, string(bodies[i])
 		obl[i], batch[i] = nullString(o.ObligationID), nullString(o.BatchID)
 		ver[i], from[i] = o.Version, micros(o.CreatedAt)
@@ -179,15 +194,15 @@ func (t *Tx) CreateActivationOrders(ctx context.Context, orders []*flexhub.Activ
 		}
 	}
 	const q = `WITH d AS (
-    SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[])
-        AS d(id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, valid_from, body)
+    SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])
+        AS d(id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, first_start, last_end, valid_from, body)
 ), o AS (
-    INSERT INTO activation_order (id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, body)
-    SELECT id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, body FROM d
+    INSERT INTO activation_order (id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, first_start, last_end, body)
+    SELECT id, version, system_operator_id, fsp_id, resource_id, product_id, obligation_id, batch_id, status, due_at, first_start, last_end, body FROM d
 )
 INSERT INTO object_history (kind, id, version, valid_from, valid_to, body)
 SELECT 'activation_order', id, version, valid_from, NULL, body::jsonb FROM d`
-	if _, err := t.exec(ctx, q, id, ver, so, fsp, res, prod, obl, batch, status, due, from, body); err != nil {
+	if _, err := t.exec(ctx, q, id, ver, so, fsp, res, prod, obl, batch, status, due, first, last, from, body); err != nil {
 		if t.d.IsUniqueViolation(err) {
 			return flexhub.Errorf(flexhub.EConflict, "an activation order with the same identity already exists")
 		}

@@ -190,9 +190,9 @@ func (t *Tx) MeterPoints(ctx context.Context, windows []flexhub.MeterWindow) ([]
 }
 
 // ResourceActivationOrders implements flexhub.Tx.
-func (t *Tx) ResourceActivationOrders(ctx context.Context, resourceIDs []string) ([]*flexhub.ActivationOrder, error) {
+func (t *Tx) ResourceActivationOrders(ctx context.Context, resourceIDs []string, from, to time.Time) ([]*flexhub.ActivationOrder, error) {
 	var out []*flexhub.ActivationOrder
-	err := t.forIDs(ctx, `SELECT id, body FROM activation_order WHERE resource_id %s ORDER BY id`, resourceIDs, func(rows *sql.Rows) error {
+	err := t.forIDs(ctx, `SELECT id, body FROM activation_order WHERE resource_id %s AND last_end > ? AND first_start < ? ORDER BY id`, resourceIDs, func(rows *sql.Rows) error {
 		var id, body string
 		if err := rows.Scan(&id, &body); err != nil {
 			return err
@@ -203,7 +203,7 @@ func (t *Tx) ResourceActivationOrders(ctx context.Context, resourceIDs []string)
 		}
 		out = append(out, o)
 		return nil
-	})
+	}, micros(from), micros(to))
 	if err != nil {
 		return nil, fmt.Errorf("read activation orders: %w", err)
 	}

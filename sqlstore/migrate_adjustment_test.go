@@ -3,8 +3,10 @@ package sqlstore_test
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -22,6 +24,28 @@ import (
 // reads back through the store exactly as it was written, by the filters
 // the API uses, and new adjustments are stored beside them.
 func TestMigrateAdjustmentRows(t *testing.T) {
+	bothStores(t, testMigrateAdjustmentRows)
+}
+
+// migrateBefore applies the migrations before the one named first.
+func migrateBefore(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, first string) {
+	t.Helper()
+	before := fstest.MapFS{}
+	names, _ := fs.Glob(migrations, "*.sql")
+	for _, n := range names {
+		if n < first {
+			body, _ := fs.ReadFile(migrations, n)
+			before[n] = &fstest.MapFile{Data: body}
+		}
+	}
+	if _, err := sqlstore.Migrate(t.Context(), db, d, before); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bothStores runs test against a raw database of each dialect and a
+// function that opens it as a store (applying the remaining migrations).
+func bothStores(t *testing.T, test func(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, open func() flexhub.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "m.db")
 		db, err := sql.Open("sqlite", "file:"+path) // foreign keys off: the rows they would check are not the point
@@ -30,7 +54,7 @@ func TestMigrateAdjustmentRows(t *testing.T) {
 		}
 		defer db.Close()
 		db.SetMaxOpenConns(1)
-		testMigrateAdjustmentRows(t, db, sqliteDialect{}, sqlite.Migrations(), func() flexhub.Store {
+		test(t, db, sqliteDialect{}, sqlite.Migrations(), func() flexhub.Store {
 			db.Close()
 			s, err := sqlite.Open(t.Context(), path, true)
 			if err != nil {
@@ -47,7 +71,10 @@ func TestMigrateAdjustmentRows(t *testing.T) {
 		}
 		defer db.Close()
 		db.SetMaxOpenConns(1)
-		testMigrateAdjustmentRows(t, db, pgDialect{}, postgres.Migrations(), func() flexhub.Store {
+		if _, err := db.ExecContext(t.Context(), `SET session_replication_role = replica`); err != nil { // no foreign key checks on this connection
+			t.Fatal(err)
+		}
+		test(t, db, pgDialect{}, postgres.Migrations(), func() flexhub.Store {
 			db.Close()
 			s, err := postgres.Open(t.Context(), dsn, true)
 			if err != nil {
@@ -58,27 +85,53 @@ func TestMigrateAdjustmentRows(t *testing.T) {
 	})
 }
 
+// Migration 013 gives the orders stored before it their time span: the
+// time filters find them.
+func TestMigrateOrderTimes(t *testing.T) {
+	bothStores(t, func(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, open func() flexhub.Store) {
+		ctx := t.Context()
+		migrateBefore(t, db, d, migrations, "013")
+		start := time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC)
+		for i, span := range [][2]time.Duration{{0, time.Hour}, {2 * time.Hour, 3 * time.Hour}} {
+			o := flexhub.ActivationOrder{ID: fmt.Sprintf("ord%d", i), Type: flexhub.OrderActivate, SystemOperatorID: "dso", ResourceID: "res1",
+				Setpoints: []flexhub.Setpoint{{Start: start.Add(span[0]), End: start.Add(span[0] + 15*time.Minute)}, {Start: start.Add(span[1] - 15*time.Minute), End: start.Add(span[1])}}}
+			body, _ := json.Marshal(o)
+			if _, err := db.ExecContext(ctx, d.Rebind(`INSERT INTO activation_order (id, version, system_operator_id, fsp_id, resource_id, product_id, status, body) VALUES (?, 1, 'dso', 'fsp', 'res1', 'prod', 'completed', ?)`),
+				o.ID, string(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := open()
+		defer st.Close()
+		for _, c := range []struct {
+			from, to time.Duration
+			want     []string
+		}{{0, 24 * time.Hour, []string{"ord0", "ord1"}}, {time.Hour, 2 * time.Hour, nil}, {30 * time.Minute, 150 * time.Minute, []string{"ord0", "ord1"}}, {150 * time.Minute, 4 * time.Hour, []string{"ord1"}}} {
+			var got []string
+			if err := st.View(ctx, func(tx flexhub.Tx) error {
+				os, err := tx.ResourceActivationOrders(ctx, []string{"res1"}, start.Add(c.from), start.Add(c.to))
+				for _, o := range os {
+					got = append(got, o.ID)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("orders in [+%s, +%s): %v, want %v", c.from, c.to, got, c.want)
+			}
+		}
+	})
+}
+
 func testMigrateAdjustmentRows(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, open func() flexhub.Store) {
 	ctx := t.Context()
-	before := fstest.MapFS{}
-	names, _ := fs.Glob(migrations, "*.sql")
-	for _, n := range names {
-		if n < "012" {
-			body, _ := fs.ReadFile(migrations, n)
-			before[n] = &fstest.MapFile{Data: body}
-		}
-	}
-	if _, err := sqlstore.Migrate(ctx, db, d, before); err != nil {
-		t.Fatal(err)
-	}
+	migrateBefore(t, db, d, migrations, "012")
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, d.Rebind(q), args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-	}
-	if _, ok := d.(pgDialect); ok {
-		exec(`SET session_replication_role = replica`) // no foreign key checks on this connection
 	}
 	start := time.Date(2026, 11, 30, 16, 0, 0, 0, time.UTC)
 	created := time.Date(2026, 12, 1, 8, 0, 0, 123456789, time.UTC)

@@ -68,100 +68,110 @@ func (t *Tx) CreateVerifications(ctx context.Context, vs []*flexhub.Verification
 	if len(vs) != len(brpVisible) {
 		return nil, fmt.Errorf("create verifications: %d verifications, %d visibilities", len(vs), len(brpVisible))
 	}
-	rows := make([][]any, len(vs))
-	for i, v := range vs {
-		visible := int64(0)
+	return t.insertOnce(ctx, verificationTable, len(vs), func(i int) (any, []any) {
+		v, visible := vs[i], int64(0)
 		if brpVisible[i] {
 			visible = 1
 		}
-		rows[i] = []any{v.ID, int64(1), v.RunID, v.OrderID, v.ResourceID, v.FSPID, v.SystemOperatorID, visible}
-	}
-	return t.insertOnce(ctx, verificationTable, rows, func(i int) any { return vs[i] },
-		[]string{"text", "bigint", "text", "text", "text", "text", "text", "bigint"})
+		return v, []any{v.ID, int64(1), v.RunID, v.OrderID, v.ResourceID, v.FSPID, v.SystemOperatorID, visible}
+	}, []string{"text", "bigint", "text", "text", "text", "text", "text", "bigint"})
 }
 
-// insertOnce inserts write-once objects: rows holds each object's id,
-// version and indexed columns (types: their PostgreSQL array types:
-// text or bigint, a text column nil for NULL), obj(i) the object for its
-// body. It returns the payload hash of each body. PostgreSQL takes all
-// rows in one statement, SQLite in multi-row statements.
-func (t *Tx) insertOnce(ctx context.Context, tb *table, rows [][]any, obj func(int) any, types []string) ([]string, error) {
-	hashes := make([]string, len(rows))
-	for i := range rows {
-		body, err := encode(tb, obj(i))
+// insertOnce inserts n write-once objects: obj(i) returns the i-th object
+// (for its JSON body) and its id, version and indexed columns (types:
+// their PostgreSQL array types). It returns the payload hash of each
+// body.
+func (t *Tx) insertOnce(ctx context.Context, tb *table, n int, obj func(i int) (any, []any), types []string) ([]string, error) {
+	hashes := make([]string, n)
+	cols := append(append([]string{"id", "version"}, tb.cols...), "body")
+	var encErr error
+	err := t.insertRows(ctx, tb, cols, append(types, "text"), n, func(i int) []any {
+		o, row := obj(i)
+		body, err := encode(tb, o)
 		if err != nil {
-			return nil, err
+			if encErr == nil {
+				encErr = err
+			}
+			body = []byte("null")
 		}
 		hashes[i] = flexhub.PayloadHashOf(body)
-		rows[i] = append(rows[i], string(body))
+		return append(row, string(body))
+	})
+	if encErr != nil {
+		return nil, encErr
 	}
-	cols := append(append([]string{"id", "version"}, tb.cols...), "body")
-	if err := t.insertRows(ctx, tb, cols, append(types, "text"), rows); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return hashes, nil
 }
 
-// insertRows inserts rows of values for cols (their PostgreSQL array
-// types in types: text or bigint; a text value nil is NULL): PostgreSQL
-// in one statement over unnest, SQLite in statements of many rows each
-// (a statement per row would be prepared again and again: a run's
-// statements are new to its transaction).
-func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
+// insertRows inserts n rows, row(i) the values of the i-th for cols
+// (their PostgreSQL array types in types: text or bigint; a text value nil
+// is NULL). The rows are made and sent a part at a time, so a run's
+// 100,000 adjustments are never all encoded at once: PostgreSQL takes
+// 10,000 rows a statement over unnest, SQLite a few hundred in a multi-row
+// statement (a statement per row would be prepared again and again: a
+// run's statements are new to its transaction).
+func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, n int, row func(i int) []any) error {
 	prefix := "INSERT INTO " + tb.name + " (" + strings.Join(cols, ", ") + ") "
+	per := 10_000
 	if !t.d.Arrays() {
-		per := max(1, min(500, 30000/len(cols))) // SQLite allows 32,766 parameters
-		one := "(?" + strings.Repeat(", ?", len(cols)-1) + ")"
-		for len(rows) > 0 {
-			part := rows[:min(per, len(rows))]
-			rows = rows[len(part):]
-			args := make([]any, 0, len(part)*len(cols))
-			for _, r := range part {
-				args = append(args, r...)
-			}
-			q := prefix + "VALUES " + one + strings.Repeat(", "+one, len(part)-1)
-			if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
-				return t.insertErr(tb, err)
-			}
-		}
-		return nil
+		per = max(1, min(500, 30000/len(cols))) // SQLite allows 32,766 parameters
 	}
-	arrays := make([]any, len(cols))
+	one := "(?" + strings.Repeat(", ?", len(cols)-1) + ")"
 	casts := make([]string, len(cols))
 	for c, ty := range types {
 		casts[c] = "?::" + ty + "[]"
-		switch ty {
-		case "bigint":
-			col := make([]int64, len(rows))
-			for i, r := range rows {
-				v, ok := r[c].(int64)
-				if !ok {
-					return fmt.Errorf("insert %s: column %s holds %T", tb.kind, cols[c], r[c])
-				}
-				col[i] = v
-			}
-			arrays[c] = col
-		case "text":
-			col := make([]*string, len(rows))
-			for i, r := range rows {
-				switch v := r[c].(type) {
-				case string:
-					col[i] = &v
-				case nil:
-				default:
-					return fmt.Errorf("insert %s: column %s holds %T", tb.kind, cols[c], v)
-				}
-			}
-			arrays[c] = col
-		default:
-			return fmt.Errorf("insert %s: column type %s", tb.kind, ty)
-		}
 	}
-	if _, err := t.exec(ctx, prefix+"SELECT * FROM unnest("+strings.Join(casts, ", ")+")", arrays...); err != nil {
-		return t.insertErr(tb, err)
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		if !t.d.Arrays() {
+			args := make([]any, 0, (hi-lo)*len(cols))
+			for i := lo; i < hi; i++ {
+				args = append(args, row(i)...)
+			}
+			q := prefix + "VALUES " + one + strings.Repeat(", "+one, hi-lo-1)
+			if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
+				return t.insertErr(tb, err)
+			}
+			continue
+		}
+		arrays := make([]any, len(cols))
+		for c, ty := range types {
+			switch ty {
+			case "bigint":
+				arrays[c] = make([]int64, 0, hi-lo)
+			case "text":
+				arrays[c] = make([]*string, 0, hi-lo)
+			default:
+				return fmt.Errorf("insert %s: column type %s", tb.kind, ty)
+			}
+		}
+		for i := lo; i < hi; i++ {
+			for c, v := range row(i) {
+				switch col := arrays[c].(type) {
+				case []int64:
+					x, ok := v.(int64)
+					if !ok {
+						return fmt.Errorf("insert %s: column %s holds %T", tb.kind, cols[c], v)
+					}
+					arrays[c] = append(col, x)
+				case []*string:
+					switch x := v.(type) {
+					case string:
+						arrays[c] = append(col, &x)
+					case nil:
+						arrays[c] = append(col, nil)
+					default:
+						return fmt.Errorf("insert %s: column %s holds %T", tb.kind, cols[c], v)
+					}
+				}
+			}
+		}
+		if _, err := t.exec(ctx, prefix+"SELECT * FROM unnest("+strings.Join(casts, ", ")+")", arrays...); err != nil {
+			return t.insertErr(tb, err)
+		}
 	}
 	return nil
 }
@@ -183,9 +193,9 @@ func (t *Tx) CreateStatement(ctx context.Context, s *flexhub.Statement) (string,
 	if s.Version == 0 {
 		s.Version = 1
 	}
-	rows := [][]any{{s.ID, s.Version, s.RunID, s.FSPID, s.SystemOperatorID, flexhub.TimeKey(s.PeriodStart), flexhub.TimeKey(s.PeriodEnd), s.Currency, s.StatementVersion, ns(s.Supersedes)}}
-	hashes, err := t.insertOnce(ctx, statementTable, rows, func(int) any { return s },
-		[]string{"text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "text"})
+	hashes, err := t.insertOnce(ctx, statementTable, 1, func(int) (any, []any) {
+		return s, []any{s.ID, s.Version, s.RunID, s.FSPID, s.SystemOperatorID, flexhub.TimeKey(s.PeriodStart), flexhub.TimeKey(s.PeriodEnd), s.Currency, s.StatementVersion, ns(s.Supersedes)}
+	}, []string{"text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "text"})
 	if err != nil {
 		return "", err
 	}
@@ -206,17 +216,18 @@ func (t *Tx) ListStatements(ctx context.Context, f flexhub.Filter, pg flexhub.Pa
 // (migration 012); the run, order, resource, FSP and system operator are
 // those of the verification, which must be stored first.
 func (t *Tx) CreateImbalanceAdjustments(ctx context.Context, as []*flexhub.ImbalanceAdjustment) error {
-	rows := make([][]any, len(as))
-	for i, a := range as {
+	for _, a := range as {
 		if a.Unit != "" && a.Unit != "mWh" {
 			return fmt.Errorf("imbalance adjustment %s: unit %q, want mWh", a.ID, a.Unit)
 		}
-		rows[i] = []any{a.ID, a.VerificationID, a.MeteringPointID, a.BRPID, ns(a.SupplierID),
-			flexhub.TimeKey(a.Start), flexhub.TimeKey(a.End), a.Volume, a.CreatedAt.UTC().Format(time.RFC3339Nano)}
 	}
 	return t.insertRows(ctx, &table{kind: flexhub.KindImbalanceAdjustment, name: "imbalance_adjustment", noun: "imbalance adjustment"},
 		[]string{"id", "verification_id", "metering_point_id", "brp_id", "supplier_id", "start_at", "end_at", "volume", "created_at"},
-		[]string{"text", "text", "text", "text", "text", "text", "text", "bigint", "text"}, rows)
+		[]string{"text", "text", "text", "text", "text", "text", "text", "bigint", "text"}, len(as), func(i int) []any {
+			a := as[i]
+			return []any{a.ID, a.VerificationID, a.MeteringPointID, a.BRPID, ns(a.SupplierID),
+				flexhub.TimeKey(a.Start), flexhub.TimeKey(a.End), a.Volume, a.CreatedAt.UTC().Format(time.RFC3339Nano)}
+		})
 }
 
 // ListImbalanceAdjustments implements flexhub.Tx.

@@ -102,7 +102,7 @@ func (s *suite) testActivation(t *testing.T) {
 		}
 		// Every order of a set of resources, by id; a resource without
 		// orders adds none.
-		byRes, err := tx.ResourceActivationOrders(ctx, []string{w.Unit.ID, "no-such-resource"})
+		byRes, err := tx.ResourceActivationOrders(ctx, []string{w.Unit.ID, "no-such-resource"}, base.Add(-24*time.Hour), base.Add(24*time.Hour))
 		if err != nil {
 			return err
 		}
@@ -114,6 +114,31 @@ func (s *suite) testActivation(t *testing.T) {
 		slices.Sort(wantIDs)
 		if !slices.Equal(gotIDs, wantIDs) || byRes[0].ResourceID != w.Unit.ID {
 			t.Errorf("orders of the unit: %v, want %v", gotIDs, wantIDs)
+		}
+		// Orders reaching into [base+15m, base+3h): not the one ending at
+		// base+15m nor the one starting at base+3h; by ResourceActivation-
+		// Orders and by ListActivationOrders' time filters alike.
+		from, to := base.Add(15*time.Minute), base.Add(3*time.Hour)
+		wantIDs = []string{early.ID, accepted.ID, other.ID}
+		slices.Sort(wantIDs)
+		byRes, err = tx.ResourceActivationOrders(ctx, []string{w.Unit.ID}, from, to)
+		if err != nil {
+			return err
+		}
+		listed, _, err := tx.ListActivationOrders(ctx, flexhub.Filter{"system_operator_id": w.TSO.ID,
+			"ends_after": flexhub.OrderTimeKey(from), "starts_before": flexhub.OrderTimeKey(to)}, flexhub.Page{Limit: 100})
+		if err != nil {
+			return err
+		}
+		for what, os := range map[string][]*flexhub.ActivationOrder{"orders of the unit in the window": byRes, "orders listed in the window": listed} {
+			var ids []string
+			for _, o := range os {
+				ids = append(ids, o.ID)
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s: %v, want %v", what, ids, wantIDs)
+			}
 		}
 		// Metering points read together; one that does not exist absent.
 		mps, err := tx.MeteringPoints(ctx, []string{w.MeteringPoint.ID, "no-such-point"})
