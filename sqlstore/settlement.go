@@ -110,12 +110,12 @@ func (t *Tx) insertOnce(ctx context.Context, tb *table, n int, obj func(i int) (
 // (their PostgreSQL array types in types: text or bigint; a text value nil
 // is NULL). The rows are made and sent a part at a time, so a run's
 // 100,000 adjustments are never all encoded at once: PostgreSQL takes
-// 10,000 rows a statement over unnest, SQLite a few hundred in a multi-row
+// 2,000 rows a statement over unnest, SQLite a few hundred in a multi-row
 // statement (a statement per row would be prepared again and again: a
 // run's statements are new to its transaction).
 func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, n int, row func(i int) []any) error {
 	prefix := "INSERT INTO " + tb.name + " (" + strings.Join(cols, ", ") + ") "
-	per := 10_000
+	per := 2_000
 	if !t.d.Arrays() {
 		per = max(1, min(500, 30000/len(cols))) // SQLite allows 32,766 parameters
 	}

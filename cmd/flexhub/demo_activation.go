@@ -129,12 +129,104 @@ type FSPSummary struct {
 	LastError    string `json:"last_error,omitempty" doc:"the simulated aggregator's last problem"`
 }
 
-// runActivation plays the delivery window of the cleared day.
-func runActivation(ctx context.Context, svc *app.Service, log *slog.Logger, dataDir string, day *demo.Day, l demoLive, progress io.Writer) (*ActivationReport, error) {
+// liveRun is the demo's live part: its REST API and MQTT broker on
+// loopback, API keys for this run only (the register's own keys are shown
+// once, when it is loaded; these are revoked by close) and the two
+// simulated aggregators. It starts before gate closure, so that the
+// aggregators can nominate their baselines (nominate, demo_nomination.go);
+// activate then plays the delivery window of the cleared day.
+type liveRun struct {
+	svc        *app.Service
+	log        *slog.Logger
+	l          demoLive
+	p          *demo.Parties
+	keys       map[string]string // party id → this run's API key
+	names      map[string]string // party id → name
+	clock      *demoClock
+	bus        *mqtt.Embedded
+	api        string
+	sims       []*sim.Sim
+	underParty string
+	underName  string
+	closers    []func()
+}
+
+// startLive starts the REST API and the broker and builds the simulated
+// aggregators (each discovers its resources over REST); nothing runs on
+// the broker yet.
+func startLive(ctx context.Context, svc *app.Service, log *slog.Logger, dataDir string, l demoLive) (_ *liveRun, err error) {
 	p, err := demo.FindParties(ctx, svc.Store())
 	if err != nil {
 		return nil, err
 	}
+	lr := &liveRun{svc: svc, log: log, l: l, p: p, keys: map[string]string{}, names: map[string]string{}}
+	defer func() {
+		if err != nil {
+			lr.close()
+		}
+	}()
+	admin := app.WithActor(ctx, p.Admin)
+	for _, party := range []*flexhub.Party{p.DSO, p.TSO, p.Sunny, p.HeatFlex} {
+		lr.names[party.ID] = party.Name
+		k, err := svc.IssueCredential(admin, party.ID, "flexhub demo: activation run")
+		if err != nil {
+			return nil, fmt.Errorf("API key for %s: %w", party.Name, err)
+		}
+		lr.keys[party.ID] = k.Token
+		id := k.ID
+		lr.closers = append(lr.closers, func() { _, _ = svc.RevokeCredential(admin, id) })
+	}
+	lr.bus, err = mqtt.StartEmbedded(mqtt.EmbeddedConfig{Addr: "127.0.0.1:0", Auth: svc.MQTTAuthorizer(), Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("MQTT broker: %w", err)
+	}
+	lr.closers = append(lr.closers, func() { lr.bus.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: fhttp.NewServer(svc, log, Version), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	lr.closers = append(lr.closers, func() { srv.Close() })
+	lr.api = "http://" + ln.Addr().String()
+
+	// The service's clock and the simulator's are one clock; activate
+	// sets it to the delivery window.
+	lr.clock = newDemoClock(time.Now())
+	switch strings.ToLower(l.underDeliver) {
+	case "sunny":
+		lr.underParty, lr.underName = p.Sunny.ID, p.Sunny.Name
+	case "heatflex":
+		lr.underParty, lr.underName = p.HeatFlex.ID, p.HeatFlex.Name
+	}
+	// The two aggregators, each its own simulation (faults are per
+	// simulation): one MQTT connection each, once they run.
+	for _, fsp := range []*flexhub.Party{p.Sunny, p.HeatFlex} {
+		o := sim.Options{API: lr.api, MQTT: "tcp://" + lr.bus.Addr(), Keys: []string{lr.keys[fsp.ID]}, Resolution: l.resolution, Seed: l.seed,
+			DataDir: dataDir, Clock: lr.clock, MeterGroups: true, Metering: l.metering, Log: log}
+		if fsp.ID == lr.underParty {
+			o.Faults = sim.Faults{UnderDeliver: 1, DeliverFraction: l.fraction}
+		}
+		s, err := sim.New(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("simulating %s: %w", fsp.Name, err)
+		}
+		lr.sims = append(lr.sims, s)
+	}
+	return lr, nil
+}
+
+// close stops the API and the broker and revokes the run's keys.
+func (lr *liveRun) close() {
+	for i := len(lr.closers) - 1; i >= 0; i-- {
+		lr.closers[i]()
+	}
+	lr.closers = nil
+}
+
+// activate plays the delivery window of the cleared day.
+func (lr *liveRun) activate(ctx context.Context, day *demo.Day, progress io.Writer) (*ActivationReport, error) {
+	svc, p, l, keys, names := lr.svc, lr.p, lr.l, lr.keys, lr.names
 	obls, err := demo.DayObligations(ctx, svc, day)
 	if err != nil {
 		return nil, err
@@ -145,78 +237,33 @@ func runActivation(ctx context.Context, svc *app.Service, log *slog.Logger, data
 		return &ActivationReport{Speed: l.speed, Orders: []OrderReport{}, Summary: []FSPSummary{}}, nil
 	}
 	winStart, winEnd := demo.Window(plan)
-	rep := &ActivationReport{WindowStart: winStart, WindowEnd: winEnd, Speed: l.speed}
+	rep := &ActivationReport{WindowStart: winStart, WindowEnd: winEnd, Speed: l.speed, UnderDeliver: lr.underName}
 
-	// API keys for this run only (the register's own keys are shown once,
-	// when it is loaded); revoked at the end.
-	admin := app.WithActor(ctx, p.Admin)
-	keys := map[string]string{}
-	for _, party := range []*flexhub.Party{p.DSO, p.TSO, p.Sunny, p.HeatFlex} {
-		k, err := svc.IssueCredential(admin, party.ID, "flexhub demo: activation run")
-		if err != nil {
-			return nil, fmt.Errorf("API key for %s: %w", party.Name, err)
-		}
-		keys[party.ID] = k.Token
-		defer func() { _, _ = svc.RevokeCredential(admin, k.ID) }()
-	}
-
-	// The service's clock and the simulator's: one clock, set 20
-	// simulated minutes before the window (the monitoring's baseline is
-	// the quarter hour before an order starts). It runs in real time
-	// while the aggregators connect and the orders go out and are
-	// acknowledged (an FSP has a minute to acknowledge), then fast.
-	clock := newDemoClock(winStart.Add(-20 * time.Minute))
+	// The clock is set 20 simulated minutes before the window (the
+	// monitoring's baseline is the quarter hour before an order starts).
+	// It runs in real time while the aggregators connect and the orders
+	// go out and are acknowledged (an FSP has a minute to acknowledge),
+	// then fast.
+	clock := lr.clock
+	clock.set(winStart.Add(-20 * time.Minute))
 	svc.SetClock(func() time.Time { return clock.Now().Truncate(time.Microsecond) })
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bus, err := mqtt.StartEmbedded(mqtt.EmbeddedConfig{Addr: "127.0.0.1:0", Auth: svc.MQTTAuthorizer(), Log: log})
-	if err != nil {
-		return nil, fmt.Errorf("MQTT broker: %w", err)
-	}
-	defer bus.Close()
-	svc.SetPublisher(bus)
-	if err := svc.ServeMQTT(runCtx, mqtt.Handlers{Bus: bus}); err != nil {
+	svc.SetPublisher(lr.bus)
+	if err := svc.ServeMQTT(runCtx, mqtt.Handlers{Bus: lr.bus}); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: fhttp.NewServer(svc, log, Version), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	api := "http://" + ln.Addr().String()
+	api := lr.api
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); svc.RunScheduler(runCtx, 100*time.Millisecond) }()
 	defer func() { cancel(); <-schedDone }()
 
-	// The two aggregators, each its own simulation (faults are per
-	// simulation): one MQTT connection each.
-	underParty := ""
-	switch strings.ToLower(l.underDeliver) {
-	case "sunny":
-		underParty = p.Sunny.ID
-		rep.UnderDeliver = p.Sunny.Name
-	case "heatflex":
-		underParty = p.HeatFlex.ID
-		rep.UnderDeliver = p.HeatFlex.Name
-	}
 	simCtx, stopSims := context.WithCancel(runCtx)
 	defer stopSims()
-	var sims []*sim.Sim
-	simDone := make(chan error, 2)
-	for _, fsp := range []*flexhub.Party{p.Sunny, p.HeatFlex} {
-		o := sim.Options{API: api, MQTT: "tcp://" + bus.Addr(), Keys: []string{keys[fsp.ID]}, Resolution: l.resolution, Seed: l.seed,
-			DataDir: dataDir, Clock: clock, MeterGroups: true, Metering: l.metering, Log: log}
-		if fsp.ID == underParty {
-			o.Faults = sim.Faults{UnderDeliver: 1, DeliverFraction: l.fraction}
-		}
-		s, err := sim.New(ctx, o)
-		if err != nil {
-			return nil, fmt.Errorf("simulating %s: %w", fsp.Name, err)
-		}
-		sims = append(sims, s)
+	sims := lr.sims
+	simDone := make(chan error, len(sims))
+	for _, s := range sims {
 		go func() { simDone <- s.Run(simCtx) }()
 	}
 	defer func() {
@@ -241,10 +288,6 @@ func runActivation(ctx context.Context, svc *app.Service, log *slog.Logger, data
 	realStart := time.Now()
 
 	// The system operators send their orders over REST.
-	names := map[string]string{}
-	for _, party := range []*flexhub.Party{p.DSO, p.TSO, p.Sunny, p.HeatFlex} {
-		names[party.ID] = party.Name
-	}
 	var orders []*flexhub.ActivationOrder
 	for _, po := range plan {
 		var o flexhub.ActivationOrder
@@ -649,6 +692,13 @@ type demoClock struct {
 
 func newDemoClock(start time.Time) *demoClock {
 	return &demoClock{origin: time.Now(), at: start.UTC(), speed: 1}
+}
+
+// set moves the clock to t, running in real time from now on.
+func (c *demoClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.origin, c.at, c.speed = time.Now(), t.UTC(), 1
 }
 
 // Now returns the simulated time.

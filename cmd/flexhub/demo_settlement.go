@@ -48,9 +48,12 @@ type VerificationReport struct {
 	BaselineMethod string `json:"baseline_method"`
 	BaselineNote   string `json:"baseline_note,omitempty"`
 	OrderedMWh     int64  `json:"ordered_mwh" doc:"milliwatt-hours"`
-	DeliveredMWh   int64  `json:"delivered_mwh" doc:"milliwatt-hours, the intervals that count"`
-	Verdict        string `json:"verdict"`
-	AdjustedMWh    int64  `json:"adjusted_mwh" doc:"sum of the order's imbalance adjustments in the period"`
+	// BaselineMWh is the baseline's net import over the intervals that
+	// count, milliwatt-hours; absent without a baseline.
+	BaselineMWh  *int64 `json:"baseline_mwh,omitempty"`
+	DeliveredMWh int64  `json:"delivered_mwh" doc:"milliwatt-hours, the intervals that count"`
+	Verdict      string `json:"verdict"`
+	AdjustedMWh  int64  `json:"adjusted_mwh" doc:"sum of the order's imbalance adjustments in the period"`
 }
 
 // BRPAdjustment sums the imbalance adjustments of one BRP.
@@ -137,6 +140,14 @@ func runSettlement(ctx context.Context, svc *app.Service, day *demo.Day) (*Settl
 		for _, v := range vs.Items {
 			vr := VerificationReport{SystemOperator: so.Name, FSP: name(v.FSPID), OrderID: v.OrderID, Direction: v.Direction, BaselineMethod: v.BaselineMethod,
 				BaselineNote: v.BaselineNote, OrderedMWh: v.Ordered, DeliveredMWh: v.Delivered, Verdict: v.Verdict, AdjustedMWh: perOrder[v.OrderID]}
+			for _, iv := range v.Intervals {
+				if iv.Baseline != nil && !iv.Excluded {
+					if vr.BaselineMWh == nil {
+						vr.BaselineMWh = new(int64)
+					}
+					*vr.BaselineMWh += *iv.Baseline
+				}
+			}
 			_ = svc.Store().View(ctx, func(tx flexhub.Tx) error {
 				if r, err := tx.Resource(ctx, v.ResourceID); err == nil {
 					vr.Resource = r.Name
@@ -183,14 +194,17 @@ func printSettlement(w io.Writer, r *SettlementReport) {
 	tw.Flush()
 	fmt.Fprintln(w, "\nVerification per activation (energies in kWh):")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "buyer\tFSP\tresource\tordered\tbaseline\tdelivered\tverdict\tBRP adjusted\tnote")
+	fmt.Fprintln(tw, "buyer\tFSP\tresource\tordered\tbaseline\tbaseline import\tdelivered\tverdict\tBRP adjusted\tnote")
 	for _, v := range r.Verifications {
-		delivered, adjusted := kWhString(v.DeliveredMWh), kWhString(v.AdjustedMWh)
+		delivered, adjusted, base := kWhString(v.DeliveredMWh), kWhString(v.AdjustedMWh), "-"
 		if v.Verdict == flexhub.VerifyNoBaseline {
 			delivered, adjusted = "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.SystemOperator, v.FSP, v.Resource, kWhString(v.OrderedMWh), v.BaselineMethod,
-			delivered, strings.ReplaceAll(v.Verdict, "_", " "), adjusted, v.BaselineNote)
+		if v.BaselineMWh != nil {
+			base = kWhString(*v.BaselineMWh)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.SystemOperator, v.FSP, v.Resource, kWhString(v.OrderedMWh), v.BaselineMethod,
+			base, delivered, strings.ReplaceAll(v.Verdict, "_", " "), adjusted, v.BaselineNote)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nImbalance adjustments per BRP (added to its metered consumption):")

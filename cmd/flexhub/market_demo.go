@@ -68,6 +68,27 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	// Before the gates close, the simulated aggregators come up (they
+	// discover their resources over REST) and nominate their baselines
+	// where the product asks for one (demo_nomination.go).
+	var live *liveRun
+	var noms []NominationReport
+	if !c.live.off {
+		if live, err = startLive(ctx, svc, log, dir, c.live); err != nil {
+			return fmt.Errorf("activation: %w", err)
+		}
+		defer live.close()
+		fmt.Fprintln(progress, "Nominations, before gate closure:")
+		if noms, err = live.nominate(ctx, day, progress); err != nil {
+			return fmt.Errorf("nominations: %w", err)
+		}
+		if len(noms) == 0 {
+			fmt.Fprintln(progress, "  none: no session of the day asks for a nominated baseline")
+		}
+	}
+	if !svc.Now().Before(closure) {
+		return fmt.Errorf("the gates closed (%s) before the nominations were in", closure.Format(time.RFC3339))
+	}
 	offset := time.Until(closure) + time.Second
 	svc.SetClock(func() time.Time { return time.Now().UTC().Add(offset).Truncate(time.Microsecond) })
 	for i := 0; i < 5; i++ {
@@ -90,8 +111,9 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	report.Nominations = noms
 	if !c.live.off {
-		if report.Activation, err = runActivation(ctx, svc, log, dir, day, c.live, progress); err != nil {
+		if report.Activation, err = live.activate(ctx, day, progress); err != nil {
 			return fmt.Errorf("activation: %w", err)
 		}
 		if report.Settlement, err = runSettlement(ctx, svc, day); err != nil {
@@ -123,6 +145,9 @@ type DayReport struct {
 	MarketDay    string          `json:"market_day"`
 	FeederLimitW int64           `json:"feeder_limit_w"`
 	Sessions     []SessionReport `json:"sessions"`
+	// Nominations are the baselines the aggregators nominated before gate
+	// closure for nominated_schedule products (absent with --no-activation).
+	Nominations []NominationReport `json:"nominations,omitempty"`
 	// Activation is the delivery window: orders, their tracking and the
 	// monitoring's verdicts (absent with --no-activation).
 	Activation *ActivationReport `json:"activation,omitempty"`
@@ -271,6 +296,7 @@ func printReport(w io.Writer, r *DayReport) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+	printNominations(w, r.Nominations)
 	if r.Activation != nil {
 		printActivation(w, r.Activation)
 	}

@@ -133,11 +133,24 @@ func TestMarketDemoActivation(t *testing.T) {
 		t.Errorf("only %d intervals in common between the runs", compared)
 	}
 
+	// HeatFlex under-delivers in the first run and is honest in the
+	// second: against the nominated baseline its TSO settlement sees the
+	// difference, more delivered and less penalty when honest.
+	hfA, penA := tsoSettled(t, a, "HeatFlex Aggregator")
+	hfB, penB := tsoSettled(t, b, "HeatFlex Aggregator")
+	if hfB <= hfA || penB <= penA {
+		t.Errorf("HeatFlex's TSO settlement: under-delivering %d mWh delivered and %d penalty, honest %d mWh and %d", hfA, penA, hfB, penB)
+	}
+	if !strings.Contains(progressA, "HeatFlex Aggregator nominates HeatFlex LV rural heat pump pool's baseline") {
+		t.Errorf("the progress does not say who nominated what:\n%s", progressA)
+	}
+
 	// What a reader of the tables sees.
 	var text bytes.Buffer
 	printReport(&text, a)
 	for _, want := range []string{"Activation and live delivery monitoring", "Rural Netz DSO", "Demo Transmission TSO", "HeatFlex LV rural heat pump pool",
 		"Sunny LV rural battery pool", "under delivery", "on target", "completed", "true kW", "Alerts as the monitoring raised them",
+		"Baselines nominated before gate closure", "nominated_schedule", "the FSP's nominated schedule",
 		"Settlement of the market day", "Statements per FSP", "Verification per activation", "Imbalance adjustments per BRP", "Demo Balance Group"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("the tables lack %q:\n%s", want, text.String())
@@ -185,6 +198,7 @@ func checkActivation(t *testing.T, out, under string) *DayReport {
 		t.Fatalf("no activation part in the report")
 	}
 	checkSettlement(t, &r)
+	checkNominated(t, &r, under)
 	if act.UnderDeliver != under {
 		t.Errorf("under-deliverer %q, want %q", act.UnderDeliver, under)
 	}
@@ -368,5 +382,122 @@ func checkSettlement(t *testing.T, r *DayReport) {
 	}
 	if moved != adjusted || moved == 0 {
 		t.Errorf("the orders moved %d mWh, the BRPs' adjustments add up to %d", moved, adjusted)
+	}
+}
+
+// checkNominated checks the TSO's settlement against nominated baselines:
+// the aggregators nominated one, accepted by flexhub, for every resource
+// the TSO bought from; every TSO verification is measured against it (a
+// verdict, not no_baseline, with the baseline's energy); what the
+// settlement counts as delivered is what the simulated units truly
+// delivered (the nomination is their own forecast without orders); the
+// under-deliverer's TSO order is under_delivery and penalised; an
+// aggregator told to deliver in full is charged no penalty by the DSO.
+func checkNominated(t *testing.T, r *DayReport, under string) {
+	t.Helper()
+	const tso = "Demo Transmission TSO"
+	bought := map[string]bool{}
+	for _, s := range r.Sessions {
+		for _, b := range s.Bids {
+			if s.Buyer == tso && b.Accepted > 0 {
+				bought[b.Resource] = true
+			}
+		}
+	}
+	nominated := map[string]bool{}
+	for _, n := range r.Nominations {
+		if n.Refused != "" || n.NominationID == "" || n.Plausibility == "" {
+			t.Errorf("%s's nomination for %s: refused %q, id %q, plausibility %q", n.FSP, n.Resource, n.Refused, n.NominationID, n.Plausibility)
+		}
+		if n.EnergyMWh <= 0 || n.Intervals == 0 || !n.End.Equal(n.Start.Add(time.Duration(n.Intervals)*15*time.Minute)) {
+			t.Errorf("%s's nomination for %s: %d mWh over %d intervals, %s to %s", n.FSP, n.Resource, n.EnergyMWh, n.Intervals, n.Start, n.End)
+		}
+		nominated[n.Resource] = true
+	}
+	if len(bought) == 0 {
+		t.Fatalf("the TSO bought nothing")
+	}
+	for res := range bought {
+		if !nominated[res] {
+			t.Errorf("the TSO bought from %s, which has no nomination", res)
+		}
+	}
+	truth := map[string]int64{} // order id → truly delivered, mWh
+	for _, o := range r.Activation.Orders {
+		for _, iv := range o.Intervals {
+			if iv.TrueDeliveredW != nil {
+				truth[o.ID] += *iv.TrueDeliveredW * int64(iv.End.Sub(iv.Start)/time.Millisecond) / 3600
+			}
+		}
+	}
+	penalties := map[[2]string]int64{}
+	for _, s := range r.Settlement.Statements {
+		v, err := flexhub.ParseAmount("penalties", s.Statement.Penalties.Amount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		penalties[[2]string{s.SystemOperator, s.FSP}] = v
+	}
+	seen := 0
+	for _, v := range r.Settlement.Verifications {
+		if v.SystemOperator != tso {
+			if v.FSP != under && penalties[[2]string{v.SystemOperator, v.FSP}] != 0 {
+				t.Errorf("%s delivered in full, yet %s charged it a penalty", v.FSP, v.SystemOperator)
+			}
+			continue
+		}
+		seen++
+		if v.Verdict == flexhub.VerifyNoBaseline || v.BaselineMethod != "nominated_schedule" || v.BaselineMWh == nil || *v.BaselineMWh <= 0 {
+			t.Errorf("TSO order %s (%s): verdict %s, method %s, baseline %v (%s)", v.OrderID, v.FSP, v.Verdict, v.BaselineMethod, v.BaselineMWh, v.BaselineNote)
+			continue
+		}
+		if d := v.DeliveredMWh - truth[v.OrderID]; d > v.OrderedMWh/10 || -d > v.OrderedMWh/10 {
+			t.Errorf("TSO order %s (%s): settled as %d mWh delivered, the units truly delivered %d (ordered %d)", v.OrderID, v.FSP, v.DeliveredMWh, truth[v.OrderID], v.OrderedMWh)
+		}
+		if v.FSP == under && (v.Verdict != flexhub.VerifyUnder || penalties[[2]string{tso, v.FSP}] >= 0) {
+			t.Errorf("%s under-delivered TSO order %s (%d of %d mWh), yet verdict %s and penalties %d", v.FSP, v.OrderID, v.DeliveredMWh, v.OrderedMWh, v.Verdict, penalties[[2]string{tso, v.FSP}])
+		}
+	}
+	if seen == 0 {
+		t.Errorf("no verification of a TSO order")
+	}
+}
+
+// tsoSettled returns what the TSO's settlement counted as the FSP's
+// delivered energy (mWh) and its penalties (smallest currency units, ≤ 0).
+func tsoSettled(t *testing.T, r *DayReport, fsp string) (delivered, penalties int64) {
+	t.Helper()
+	for _, v := range r.Settlement.Verifications {
+		if v.SystemOperator == "Demo Transmission TSO" && v.FSP == fsp {
+			delivered += v.DeliveredMWh
+		}
+	}
+	for _, s := range r.Settlement.Statements {
+		if s.SystemOperator == "Demo Transmission TSO" && s.FSP == fsp {
+			p, err := flexhub.ParseAmount("penalties", s.Statement.Penalties.Amount)
+			if err != nil {
+				t.Fatal(err)
+			}
+			penalties += p
+		}
+	}
+	return delivered, penalties
+}
+
+// TestPrintNominationsRefused: a nomination flexhub refused is printed
+// with flexhub's reason and what it means for the settlement.
+func TestPrintNominationsRefused(t *testing.T) {
+	start := time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC)
+	why := "POST /v1/nominations: 422 Unprocessable Entity: the nominated schedule totals 9.000 kWh, 80 % above its recent history (5.000 kWh); at most ±30 % is plausible"
+	var b bytes.Buffer
+	printNominations(&b, []NominationReport{
+		{FSP: "HeatFlex Aggregator", Resource: "HeatFlex LV rural heat pump pool", Session: "mFRR capacity, day ahead", Start: start, End: start.Add(time.Hour), Intervals: 4, EnergyMWh: 9_000_000, Refused: why},
+		{FSP: "Sunny Storage Aggregator", Resource: "Sunny pool", Session: "mFRR capacity, day ahead", Start: start, End: start.Add(time.Hour), Intervals: 4, EnergyMWh: 1_000_000, NominationID: "x", Plausibility: "checked: within 30 % of a high 4 of 5 baseline"},
+	})
+	text := b.String()
+	for _, want := range []string{"REFUSED", why, "HeatFlex LV rural heat pump pool", "no_baseline", "accepted", "checked: within 30 %", "9.000"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the nominations table lacks %q:\n%s", want, text)
+		}
 	}
 }

@@ -154,11 +154,12 @@ func settleEndToEnd(t *testing.T, p *proc, now func() time.Time, qhEnd time.Time
 		}
 	}
 	// The webhook FSP meters exactly, one power reading a second: 2 kW
-	// import before, 3 kW export during. Each reading is energy over its
-	// second, rounded to the mWh (docs/SETTLEMENT.md, units): 556 and 833
-	// mWh a second, 60 seconds.
-	perSecond := func(w int64) int64 { return (w*1000 + 1800) / 3600 }
-	if v, want := verOf[ps.fsp[2]], 60*(perSecond(2000)+perSecond(3000)); v.Delivered != want || *v.Intervals[0].Baseline != 60*perSecond(2000) {
+	// import before, 3 kW export during. The readings of a minute are
+	// summed and become energy once, rounded to the mWh (docs/SETTLEMENT.md,
+	// units): 2 kW for 60 s is 33,333 mWh of baseline, 5 kW of change is
+	// 83,333 mWh delivered — exactly the order.
+	perMinute := func(w int64) int64 { return (w*1000*60 + 1800) / 3600 }
+	if v, want := verOf[ps.fsp[2]], perMinute(2000+3000); v.Delivered != want || *v.Intervals[0].Baseline != perMinute(2000) {
 		t.Errorf("the webhook FSP delivered %d mWh, want %d: %+v", v.Delivered, want, v)
 	}
 	// FSP B delivers half of it.
