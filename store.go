@@ -48,6 +48,7 @@ type Tx interface {
 	WebhookTx    // webhook.go
 	SettlementTx // settlementstore.go
 	NominationTx // nomination.go
+	ConsentTx    // consent.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error

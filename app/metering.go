@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -313,27 +314,59 @@ func meterSenderError(by *flexhub.Party, kind, id, field string, snd flexhub.Met
 	return nil
 }
 
-// checkMeterReader finds the subject of a series and checks that the
-// caller may see it; otherwise the subject does not exist for the caller.
-func (s *Service) checkMeterReader(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key flexhub.MeterSeriesKey) error {
+// meterAccess finds the subject of a series and decides whether the
+// caller may read its data (scope) now: a subject the caller may not even
+// know of does not exist for it (404); consumer data — a metering point's,
+// or a resource's behind a consumer's metering point — goes through
+// dataAccess (consent or a legal basis), with the access to log (nil for
+// the owner's own reads and for data that is no consumer's).
+func (s *Service) meterAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key flexhub.MeterSeriesKey, scope, what string) (*flexhub.DataAccess, error) {
+	channel := channelOf(ctx)
 	if key.SubjectKind == flexhub.MeterSubjectResource {
 		r, err := tx.Resource(ctx, key.SubjectID)
-		if err == nil && s.canSeeResource(ctx, tx, by, r) {
-			return nil
+		if err != nil {
+			if flexhub.ErrorKind(err) == flexhub.ENotFound {
+				return nil, notFound("resource", key.SubjectID)
+			}
+			return nil, err
 		}
-		if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-			return err
+		if r.MeteringPointID == "" { // no consumer's data: the register's visibility
+			if s.canSeeResource(ctx, tx, by, r) {
+				return nil, nil
+			}
+			return nil, notFound("resource", key.SubjectID)
 		}
-		return notFound("resource", key.SubjectID)
+		mp, err := tx.MeteringPoint(ctx, r.MeteringPointID)
+		if err != nil {
+			return nil, err
+		}
+		if by.ID == mp.ConsumerID || by.ID == r.OwnerID {
+			return nil, nil
+		}
+		a := &flexhub.DataAccess{At: s.now(), ReaderID: by.ID, OwnerID: mp.ConsumerID, MeteringPointID: mp.ID, Scope: scope, Channel: channel,
+			What: "resource " + r.ID + " " + what, Outcome: flexhub.AccessAllowed}
+		switch {
+		case by.ID == r.FSPID:
+			a.Basis = flexhub.BasisFSPOperator
+		case by.ID == r.DSOID || by.ID == mp.DSOID:
+			a.Basis = flexhub.BasisDSO
+		case privileged(by):
+			a.Basis = flexhub.BasisRegister
+		case by.IsSystemOperator() && s.canSeeResource(ctx, tx, by, r):
+			a.Basis = flexhub.BasisSystemOperator
+		default:
+			return s.dataAccess(ctx, tx, by, mp, scope, channel, "resource "+r.ID+" "+what)
+		}
+		return a, nil
 	}
-	m, err := tx.MeteringPoint(ctx, key.SubjectID)
-	if err == nil && s.canSeeMeteringPoint(ctx, tx, by, m) {
-		return nil
+	mp, err := tx.MeteringPoint(ctx, key.SubjectID)
+	if err != nil {
+		if flexhub.ErrorKind(err) == flexhub.ENotFound {
+			return nil, notFound("metering point", key.SubjectID)
+		}
+		return nil, err
 	}
-	if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {
-		return err
-	}
-	return notFound("metering point", key.SubjectID)
+	return s.dataAccess(ctx, tx, by, mp, scope, channel, what)
 }
 
 // outputUnit checks the unit asked for; "" is the base unit.
@@ -381,14 +414,16 @@ func (s *Service) MeterReadings(ctx context.Context, q flexhub.MeterQuery) (*fle
 	}
 	out := &flexhub.MeterSeriesData{Series: key.Ref(), Unit: unit, From: from, To: to, Readings: []flexhub.MeterReadingOut{}}
 	var recs []flexhub.MeterRecord
+	var acc *flexhub.DataAccess
 	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		if err := s.checkMeterReader(ctx, tx, by, key); err != nil {
+		var err error
+		if acc, err = s.meterAccess(ctx, tx, by, key, flexhub.ScopeMeterHistory, describeSeries(key, from, to)); err != nil {
 			return err
 		}
 		recs, err = tx.MeterReadings(ctx, key, from, to)
 		return err
 	})
-	if err != nil {
+	if err := s.afterRead(ctx, acc, err); err != nil {
 		return nil, err
 	}
 	starts := make([]time.Time, len(recs))
@@ -416,14 +451,16 @@ func (s *Service) MeterReadingVersions(ctx context.Context, q flexhub.MeterVersi
 	start := q.Start.UTC()
 	out := &flexhub.MeterVersions{Series: key.Ref(), Unit: unit, Start: start, Versions: []flexhub.MeterReadingOut{}}
 	var recs []flexhub.MeterRecord
+	var acc *flexhub.DataAccess
 	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		if err := s.checkMeterReader(ctx, tx, by, key); err != nil {
+		var err error
+		if acc, err = s.meterAccess(ctx, tx, by, key, flexhub.ScopeMeterHistory, describeSeries(key, start, start.Add(key.Resolution))+" (versions)"); err != nil {
 			return err
 		}
 		recs, err = tx.MeterReadingVersions(ctx, key, start)
 		return err
 	})
-	if err != nil {
+	if err := s.afterRead(ctx, acc, err); err != nil {
 		return nil, err
 	}
 	for _, r := range recs {
@@ -445,8 +482,10 @@ func (s *Service) ListMeterSeries(ctx context.Context, meteringPointID, resource
 		return nil, err
 	}
 	out := []flexhub.MeterSeriesRef{}
+	var acc *flexhub.DataAccess
 	err = s.store.View(ctx, func(tx flexhub.Tx) error {
-		if err := s.checkMeterReader(ctx, tx, by, flexhub.MeterSeriesKey{SubjectKind: kind, SubjectID: id}); err != nil {
+		var err error
+		if acc, err = s.meterAccess(ctx, tx, by, flexhub.MeterSeriesKey{SubjectKind: kind, SubjectID: id}, flexhub.ScopeMeterHistory, "the list of meter series"); err != nil {
 			return err
 		}
 		ss, err := tx.ListMeterSeries(ctx, kind, id)
@@ -455,5 +494,27 @@ func (s *Service) ListMeterSeries(ctx context.Context, meteringPointID, resource
 		}
 		return err
 	})
-	return out, err
+	if err := s.afterRead(ctx, acc, err); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// describeSeries says what a read of a series covered, for the access
+// log.
+func describeSeries(k flexhub.MeterSeriesKey, from, to time.Time) string {
+	return fmt.Sprintf("%s %s %s from %s to %s", k.Quantity, k.Flow, k.Ref().Resolution, from.Format(time.RFC3339), to.Format(time.RFC3339))
+}
+
+// afterRead logs the access of a read of consumer data, allowed or
+// refused (err: what the read returned): data that cannot be logged is
+// not handed out.
+func (s *Service) afterRead(ctx context.Context, acc *flexhub.DataAccess, err error) error {
+	if acc == nil {
+		return err
+	}
+	if lerr := s.logAccess(ctx, acc); lerr != nil && err == nil {
+		return fmt.Errorf("log the access: %w", lerr)
+	}
+	return err
 }

@@ -370,16 +370,50 @@ func (w *meterWorld) testVisibility(t *testing.T) {
 	w.run([]scenario{
 		{name: "operating FSP", method: "GET", path: q, token: w.fsp, wantStatus: 200, wantBody: []string{`"readings":[{`}},
 		{name: "DSO of the connection point", method: "GET", path: q, token: w.dso, wantStatus: 200, wantBody: []string{`"readings":[{`}},
-		{name: "another FSP", method: "GET", path: q, token: w.fsp2, wantStatus: 404, notWantBody: []string{`"readings"`}},
-		{name: "another household", method: "GET", path: q, token: w.consumer, wantStatus: 404},
-		{name: "another FSP lists series", method: "GET", path: "/v1/meter-series?resource_id=" + w.unit, token: w.fsp2, wantStatus: 404},
-		{name: "another FSP reads versions", method: "GET", path: w.seriesQuery("/versions") + "&start=" + w.day.Format(time.RFC3339), token: w.fsp2, wantStatus: 404},
+		// The unit is behind a metering point whose data the FSP owns:
+		// others need its consent (docs/CONSENT.md), and are told so.
+		{name: "another FSP", method: "GET", path: q, token: w.fsp2, wantStatus: 403, wantBody: []string{"consent.none"}, notWantBody: []string{`"readings"`}},
+		{name: "another household", method: "GET", path: q, token: w.consumer, wantStatus: 403, wantBody: []string{"consent.none"}},
+		{name: "another FSP lists series", method: "GET", path: "/v1/meter-series?resource_id=" + w.unit, token: w.fsp2, wantStatus: 403, wantBody: []string{"consent.none"}},
+		{name: "another FSP reads versions", method: "GET", path: w.seriesQuery("/versions") + "&start=" + w.day.Format(time.RFC3339), token: w.fsp2, wantStatus: 403, wantBody: []string{"consent.none"}},
+		{name: "a resource that does not exist", method: "GET", path: strings.Replace(q, w.unit, "01a216d9-3a4a-7e94-aad5-6fbe60fd05cb", 1), token: w.fsp2, wantStatus: 404},
 		{name: "range too long", method: "GET", path: "/v1/meter-readings?resource_id=" + w.unit + "&quantity=active_energy&flow=import&resolution=PT1S&from=2025-01-01T00:00:00Z&to=2025-02-01T00:00:00Z",
 			token: w.fsp, wantStatus: 422, wantBody: []string{"meter.range"}},
 		{name: "unit of another quantity", method: "GET", path: q + "&unit=kW", token: w.fsp, wantStatus: 422, wantBody: []string{"meter.unit_mismatch", "query.unit"}},
 		{name: "bad resolution", method: "GET", path: w.seriesQuery("")[:len(w.seriesQuery(""))-len("PT15M")] + "PT2H&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z",
 			token: w.fsp, wantStatus: 422, wantBody: []string{"meter.resolution", "query.resolution"}},
 	})
+	// The owner's access log: the DSO's read on its legal basis, each
+	// refused read with who and why; its own reads are not logged.
+	var log struct {
+		Items []flexhub.DataAccess `json:"items"`
+	}
+	w.do("GET", "/v1/data-access?limit=500", w.fsp, nil, 200, &log)
+	count := map[string]int{}
+	for _, a := range log.Items {
+		if a.OwnerID != w.fspID || a.Scope != flexhub.ScopeMeterHistory {
+			t.Errorf("access of another owner or scope in the FSP's log: %+v", a)
+		}
+		switch {
+		case a.ReaderID == w.dsoID && a.Outcome == flexhub.AccessAllowed && a.Basis == flexhub.BasisDSO:
+			count["dso"]++
+		case a.ReaderID == w.fsp2ID && a.Outcome == flexhub.AccessRefused && strings.HasPrefix(a.Reason, "consent.none"):
+			count["fsp2"]++
+		case a.Outcome == flexhub.AccessRefused && a.ReaderID != w.fspID:
+			count["household"]++
+		default:
+			t.Errorf("unexpected access in the owner's log: %+v", a)
+		}
+	}
+	if count["dso"] != 1 || count["fsp2"] != 3 || count["household"] != 1 {
+		t.Errorf("the owner's access log counts %v, want the DSO's read, fsp2's 3 refused reads and the household's 1", count)
+	}
+	// A reader sees its own reads, not the owner's whole log.
+	w.do("GET", "/v1/data-access?reader_id=self", w.fsp2, nil, 200, &log)
+	if len(log.Items) != 3 {
+		t.Errorf("fsp2 sees %d of its reads, want 3", len(log.Items))
+	}
+	w.do("GET", "/v1/data-access?owner_id="+w.fspID, w.fsp2, nil, 403, nil)
 }
 
 // TestMeterValues: values are read from their decimal text exactly, in
