@@ -468,13 +468,20 @@ func (s *Service) GetMeteringPoint(ctx context.Context, id string, asOf *time.Ti
 		return nil, err
 	}
 	var out *flexhub.MeteringPoint
+	var acc *flexhub.DataAccess
 	err = s.store.View(ctx, func(tx flexhub.Tx) error {
 		m, err := tx.MeteringPoint(ctx, id)
 		if err != nil {
 			return err
 		}
-		if !s.canSeeMeteringPoint(ctx, tx, by, m) {
-			return notFound("metering point", id)
+		// Master data of a consumer's metering point: checked and logged
+		// as every read of consumer data (docs/CONSENT.md).
+		what := "master data"
+		if asOf != nil {
+			what += " as of " + asOf.UTC().Format(time.RFC3339)
+		}
+		if acc, err = s.masterDataAccess(ctx, tx, by, m, what); err != nil {
+			return err
 		}
 		if asOf != nil {
 			m = new(flexhub.MeteringPoint)
@@ -485,7 +492,40 @@ func (s *Service) GetMeteringPoint(ctx context.Context, id string, asOf *time.Ti
 		out = m
 		return nil
 	})
-	return out, err
+	if err := s.afterRead(ctx, acc, err); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// masterDataAccess decides a read of a metering point's register data:
+// the FSP operating an active resource behind it reads it on that basis
+// (its unit's connection); everyone else as dataAccess decides (the
+// owner; DSO, supplier, BRP, register; or a consent for master_data).
+func (s *Service) masterDataAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, m *flexhub.MeteringPoint, what string) (*flexhub.DataAccess, error) {
+	if by.ID != m.ConsumerID && by.ID != m.DSOID && !m.Assigned(by.ID) && !privileged(by) && by.HasRole(flexhub.RoleFSP) {
+		rs, _, err := tx.ListResources(ctx, flexhub.Filter{"metering_point_id": m.ID, "fsp_id": by.ID, "status": flexhub.ResourceActive}, flexhub.Page{Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) > 0 {
+			return &flexhub.DataAccess{At: s.now(), ReaderID: by.ID, OwnerID: m.ConsumerID, MeteringPointID: m.ID, Scope: flexhub.ScopeMasterData,
+				Channel: channelOf(ctx), Basis: flexhub.BasisFSPOperator, What: what + " (resource " + rs[0].ID + ")", Outcome: flexhub.AccessAllowed}, nil
+		}
+	}
+	if by.ID != m.ConsumerID && by.ID != m.DSOID && m.Assigned(by.ID) {
+		// a supplier or BRP of the metering point at any time (a switch
+		// being prepared included): the register data it bills and settles on
+		basis := flexhub.BasisBRP
+		for _, a := range m.Assignments {
+			if a.SupplierID == by.ID {
+				basis = flexhub.BasisSupplier
+			}
+		}
+		return &flexhub.DataAccess{At: s.now(), ReaderID: by.ID, OwnerID: m.ConsumerID, MeteringPointID: m.ID, Scope: flexhub.ScopeMasterData,
+			Channel: channelOf(ctx), Basis: basis, What: what, Outcome: flexhub.AccessAllowed}, nil
+	}
+	return s.dataAccess(ctx, tx, by, m, flexhub.ScopeMasterData, channelOf(ctx), what)
 }
 
 // MeteringPointFilter narrows a metering point list.

@@ -163,6 +163,10 @@ func testConsent(t *testing.T, w *consentWorld) {
 		t.Fatalf("approved: %+v", approved)
 	}
 	w.do("GET", w.read(w.mp2), w.agg, nil, 200, nil)
+	// Master data under consent: mp2's (granted), not mp1's (history only).
+	w.do("GET", "/v1/metering-points/"+w.mp2, w.agg, nil, 200, nil)
+	w.run([]scenario{{name: "master data outside the consented scopes", method: "GET", path: "/v1/metering-points/" + w.mp1, token: w.agg,
+		wantStatus: 403, wantBody: []string{"consent.scope", "master_data"}}})
 	w.do("POST", "/v1/consents/"+asked.ID+"/approve", w.house, nil, 409, nil) // already decided
 	declined := w.consent(w.agg, req, 201)
 	w.do("POST", "/v1/consents/"+declined.ID+"/decline", w.house, nil, 200, nil)
@@ -227,8 +231,8 @@ func testConsent(t *testing.T, w *consentWorld) {
 		w.dsoID:      "allowed:legal_dso",
 		w.supplierID: "allowed:legal_supplier",
 		w.brpID:      "allowed:legal_brp",
-		w.aggID: "refused:consent.none allowed:consent refused:consent.none refused:consent.none allowed:consent allowed:consent " +
-			"refused:consent.revoked refused:consent.expired",
+		w.aggID: "refused:consent.none allowed:consent refused:consent.none refused:consent.none allowed:consent allowed:consent refused:consent.scope " +
+			"allowed:consent refused:consent.revoked refused:consent.expired",
 	}
 	for reader, seq := range want {
 		if got := strings.Join(byReader[reader], " "); got != seq {

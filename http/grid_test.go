@@ -237,10 +237,10 @@ func TestMeteringPoints(t *testing.T) {
 		{name: "consumer sees its own", method: "GET", path: mp1, token: w.c1Key, wantStatus: 200},
 		{name: "supplier sees the one it supplies", method: "GET", path: mp1, token: w.supplierKey, wantStatus: 200},
 		{name: "brp sees the one it balances", method: "GET", path: mp1, token: w.brpKey, wantStatus: 200},
-		{name: "neighbour does not see it", method: "GET", path: mp1, token: w.c2Key, wantStatus: 404},
-		{name: "other DSO does not see it", method: "GET", path: mp1, token: w.dso2Key, wantStatus: 404},
-		{name: "fsp without a resource there does not see it", method: "GET", path: mp1, token: w.fspAKey, wantStatus: 404},
-		{name: "tso does not see it", method: "GET", path: mp1, token: w.tsoKey, wantStatus: 404},
+		{name: "neighbour does not see it", method: "GET", path: mp1, token: w.c2Key, wantStatus: 403, wantBody: []string{"consent.none"}, notWantBody: []string{`"code"`}},
+		{name: "other DSO does not see it", method: "GET", path: mp1, token: w.dso2Key, wantStatus: 403, wantBody: []string{"consent.none"}},
+		{name: "fsp without a resource there does not see it", method: "GET", path: mp1, token: w.fspAKey, wantStatus: 403, wantBody: []string{"consent.none"}},
+		{name: "tso does not see it", method: "GET", path: mp1, token: w.tsoKey, wantStatus: 403, wantBody: []string{"consent.none"}},
 		{name: "register sees it", method: "GET", path: mp1, token: e.admin, wantStatus: 200},
 		{name: "dso lists its own by default", method: "GET", path: "/v1/metering-points", token: w.dso1Key, wantStatus: 200,
 			wantBody: []string{w.mp1.ID}, notWantBody: []string{w.mp2.ID}},
@@ -310,20 +310,21 @@ func TestMeteringPoints(t *testing.T) {
 
 // TestMeteringPointVisibleToOperatingFSP: an FSP sees a metering point only
 // while it operates an active resource on it: not before the consumer has
-// confirmed the unit, and not after it is deregistered.
+// confirmed the unit, and not after it is deregistered (then it needs the
+// consumer's consent: 403 consent.none, logged for the consumer).
 func TestMeteringPointVisibleToOperatingFSP(t *testing.T) {
 	w := newRegWorld(t)
 	e := w.e
 	var r flexhub.Resource
 	e.do("POST", "/v1/resources", w.fspAKey, unitBody("Battery", w.mp1.ID), 201, &r)
-	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 404, nil)
+	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 403, nil) // consent.none: the consumer has not confirmed the unit
 	e.do("POST", "/v1/resources/"+r.ID+"/confirmation", w.c1Key, map[string]any{"accept": true}, 200, &r)
 	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 200, nil)
-	e.do("GET", "/v1/metering-points/"+w.mp2.ID, w.fspAKey, nil, 404, nil)
+	e.do("GET", "/v1/metering-points/"+w.mp2.ID, w.fspAKey, nil, 403, nil)
 	raw, _ := e.do("GET", "/v1/metering-points", w.fspAKey, nil, 403, nil)
 	if !strings.Contains(raw, "dso_id=self") {
 		t.Fatalf("an FSP is told how metering points are listed: %s", raw)
 	}
 	e.do("DELETE", "/v1/resources/"+r.ID, w.fspAKey, nil, 200, nil, "If-Match", `"2"`)
-	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 404, nil)
+	e.do("GET", "/v1/metering-points/"+w.mp1.ID, w.fspAKey, nil, 403, nil)
 }

@@ -500,7 +500,7 @@ func TestResourceConfirmation(t *testing.T) {
 	path := "/v1/resources/" + r.ID
 	confirm := path + "/confirmation"
 	e.run([]scenario{
-		{name: "pending: FSP B cannot read the metering point", method: "GET", path: mp1, token: w.fspBKey, wantStatus: 404},
+		{name: "pending: FSP B cannot read the metering point", method: "GET", path: mp1, token: w.fspBKey, wantStatus: 403, wantBody: []string{"consent.none"}},
 		{name: "pending: FSP B cannot read the household", method: "GET", path: c1, token: w.fspBKey, wantStatus: 404},
 		{name: "FSP B reads its pending resource", method: "GET", path: path, token: w.fspBKey, wantStatus: 200, wantBody: []string{`"status":"pending_confirmation"`}},
 		{name: "FSP B lists it as pending", method: "GET", path: "/v1/resources?status=pending_confirmation", token: w.fspBKey, wantStatus: 200, wantBody: []string{r.ID}},
@@ -545,7 +545,7 @@ func TestResourceConfirmation(t *testing.T) {
 		t.Fatalf("rejected: ETag %q, %+v", h.Get("ETag"), rejected)
 	}
 	e.run([]scenario{
-		{name: "rejected: FSP B still cannot read the metering point", method: "GET", path: mp1, token: w.fspBKey, wantStatus: 404},
+		{name: "rejected: FSP B still cannot read the metering point", method: "GET", path: mp1, token: w.fspBKey, wantStatus: 403, wantBody: []string{"consent.none"}},
 		{name: "rejected: FSP B still cannot read the household", method: "GET", path: c1, token: w.fspBKey, wantStatus: 404},
 		{name: "FSP B reads the rejection and its reason", method: "GET", path: path, token: w.fspBKey, wantStatus: 200,
 			wantBody: []string{`"status":"rejected"`, "no contract with this aggregator"}},
@@ -583,7 +583,7 @@ func TestResourceConfirmation(t *testing.T) {
 		{name: "accepted: FSP B reads the household", method: "GET", path: c1, token: w.fspBKey, wantStatus: 200, wantBody: []string{w.c1}},
 		{name: "FSP B finds the confirmation in its audit trail", method: "GET", path: "/v1/audit?object_id=" + r2.ID, token: w.fspBKey, wantStatus: 200,
 			wantBody: []string{"resource.registered", "resource.updated", "resource.confirmed"}},
-		{name: "household 2's metering point stays closed", method: "GET", path: "/v1/metering-points/" + w.mp2.ID, token: w.fspBKey, wantStatus: 404},
+		{name: "household 2's metering point stays closed", method: "GET", path: "/v1/metering-points/" + w.mp2.ID, token: w.fspBKey, wantStatus: 403, wantBody: []string{"consent.none"}},
 	})
 	e.unchanged(func() {
 		e.run([]scenario{
