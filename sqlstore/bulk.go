@@ -26,19 +26,7 @@ func (t *Tx) forIDs(ctx context.Context, q string, ids []string, scan func(*sql.
 	if len(ids) == 0 {
 		return nil
 	}
-	run := func(cond string, first any) error {
-		rows, err := t.query(ctx, fmt.Sprintf(q, cond), append([]any{first}, args...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}
+	run := func(cond string, first any) error { return t.scanRows(ctx, fmt.Sprintf(q, cond), scan, append([]any{first}, args...)...) }
 	if t.d.Arrays() {
 		return run(`= ANY(?::text[])`, ids)
 	}
@@ -75,7 +63,12 @@ func (t *Tx) forInts(ctx context.Context, q string, ids []int64, scan func(*sql.
 		}
 		first, cond = string(append(buf, ']')), `IN (SELECT value FROM json_each(?))`
 	}
-	rows, err := t.query(ctx, fmt.Sprintf(q, cond), append([]any{first}, args...)...)
+	return t.scanRows(ctx, fmt.Sprintf(q, cond), scan, append([]any{first}, args...)...)
+}
+
+// scanRows runs a query and hands each row to scan.
+func (t *Tx) scanRows(ctx context.Context, q string, scan func(*sql.Rows) error, args ...any) error {
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return err
 	}

@@ -4,15 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
-	"path/filepath"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/flexhub/flexhub"
-	"github.com/flexhub/flexhub/postgres"
-	"github.com/flexhub/flexhub/postgres/pgtest"
-	"github.com/flexhub/flexhub/sqlite"
 	"github.com/flexhub/flexhub/sqlstore"
 )
 
@@ -21,54 +16,12 @@ import (
 // back with its value, version, batch and superseded versions, gaps stay
 // gaps, and the migrated chunks take corrections and late data.
 func TestMigrateMeterChunks(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "m.db")
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		db.SetMaxOpenConns(1)
-		testMigrateMeterChunks(t, db, sqliteDialect{}, sqlite.Migrations(), func() flexhub.Store {
-			db.Close()
-			s, err := sqlite.Open(t.Context(), path, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dsn, _, _ := pgtest.Schema(t, "fh_migrate")
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		testMigrateMeterChunks(t, db, pgDialect{}, postgres.Migrations(), func() flexhub.Store {
-			s, err := postgres.Open(t.Context(), dsn, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
-	})
+	bothStores(t, testMigrateMeterChunks)
 }
 
 func testMigrateMeterChunks(t *testing.T, db *sql.DB, d sqlstore.Dialect, migrations fs.FS, open func() flexhub.Store) {
 	ctx := t.Context()
-	// The schema before 009.
-	before := fstest.MapFS{}
-	names, _ := fs.Glob(migrations, "*.sql")
-	for _, n := range names {
-		if n < "009" {
-			body, _ := fs.ReadFile(migrations, n)
-			before[n] = &fstest.MapFile{Data: body}
-		}
-	}
-	if _, err := sqlstore.Migrate(ctx, db, d, before); err != nil {
-		t.Fatal(err)
-	}
+	migrateBefore(t, db, d, migrations, "009")
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, d.Rebind(q), args...); err != nil {
