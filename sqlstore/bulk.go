@@ -26,7 +26,9 @@ func (t *Tx) forIDs(ctx context.Context, q string, ids []string, scan func(*sql.
 	if len(ids) == 0 {
 		return nil
 	}
-	run := func(cond string, first any) error { return t.scanRows(ctx, fmt.Sprintf(q, cond), scan, append([]any{first}, args...)...) }
+	run := func(cond string, first any) error {
+		return t.scanRows(ctx, fmt.Sprintf(q, cond), scan, append([]any{first}, args...)...)
+	}
 	if t.d.Arrays() {
 		return run(`= ANY(?::text[])`, ids)
 	}

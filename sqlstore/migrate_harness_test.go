@@ -75,4 +75,3 @@ func bothStores(t *testing.T, test func(t *testing.T, db *sql.DB, d sqlstore.Dia
 		})
 	})
 }
-
