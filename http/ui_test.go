@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/demo"
 )
 
@@ -96,6 +97,40 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if rows != 1 || !strings.Contains(text, "SGSC-") {
 			t.Errorf("a household must see exactly its own metering point, saw %d rows: %q", rows, text)
+		}
+	})
+	t.Run("household sees its consents and who read its data", func(t *testing.T) {
+		// Through the API: the household grants the battery aggregator its
+		// metering point's master data; the aggregator reads it, the market
+		// operator tries and is refused.
+		var mps struct{ Items []flexhub.MeteringPoint }
+		e.do("GET", "/v1/metering-points", keys["Consumer"], nil, 200, &mps)
+		var agg flexhub.Party
+		e.do("GET", "/v1/me", keys["FSP (batteries)"], nil, 200, &agg)
+		now := time.Now().UTC()
+		e.do("POST", "/v1/consents", keys["Consumer"], map[string]any{"data_user_id": agg.ID, "metering_point_ids": []string{mps.Items[0].ID},
+			"scopes": []string{"master_data"}, "purpose": "to offer a home battery", "valid_from": now.Add(-time.Minute).Format(time.RFC3339),
+			"valid_to": now.Add(24 * time.Hour).Format(time.RFC3339)}, 201, nil)
+		e.do("GET", "/v1/metering-points/"+mps.Items[0].ID, keys["FSP (batteries)"], nil, 200, nil)
+		e.do("GET", "/v1/metering-points/"+mps.Items[0].ID, keys["Market operator"], nil, 403, nil)
+
+		ctx, done := signIn(t, keys["Consumer"])
+		defer done()
+		var consents, reads, refusedBars int
+		var text string
+		err := chromedp.Run(ctx,
+			chromedp.Click(`button[data-tab="my-data"]`),
+			chromedp.WaitVisible("main figure"),
+			chromedp.Evaluate(`document.querySelectorAll("main table")[0].querySelectorAll("tbody tr").length`, &consents),
+			chromedp.Evaluate(`document.querySelectorAll("main table")[1].querySelectorAll("tbody tr").length`, &reads),
+			chromedp.Evaluate(`document.querySelectorAll("main figure rect.rejected").length`, &refusedBars),
+			chromedp.Text("main", &text),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if consents != 1 || reads != 2 || refusedBars != 1 || !strings.Contains(text, "to offer a home battery") || !strings.Contains(text, "consent.none") {
+			t.Errorf("the household's data page: %d consents, %d reads, %d refused bars: %q", consents, reads, refusedBars, text)
 		}
 	})
 	t.Run("market operator sees the cleared day as a chart", func(t *testing.T) {

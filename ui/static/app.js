@@ -229,7 +229,39 @@ async function market(main) {
   }), detail);
 }
 
-const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, market, "metering-points": meteringPoints, audit };
+// myData shows a party's consents (given as owner, held as data user) and
+// the access log: who read its consumers' data, on which basis, and
+// which reads were refused (docs/CONSENT.md).
+async function myData(main) {
+  const mine = state.me.roles.includes("consumer");
+  const [given, held, log] = await Promise.all([
+    mine ? all("/v1/consents?owner_id=self") : Promise.resolve([]),
+    all("/v1/consents?data_user_id=self").catch(() => []),
+    api(mine ? "/v1/data-access?limit=500" : "/v1/data-access?reader_id=self&limit=500"),
+  ]);
+  const consentTable = (title, items, other) => [el("h3", {}, title), table([
+    [other[0], c => short(c[other[1]])], ["Metering points", c => c.metering_point_ids.length], ["Scopes", c => c.scopes.join(", ").replaceAll("_", " ")],
+    ["Purpose", c => c.purpose], ["From", c => t(c.valid_from)], ["Until", c => t(c.valid_to)], ["Status", c => badge(c.status)],
+  ], items)];
+  if (mine) main.append(...consentTable("Consents you gave", given, ["Data user", "data_user_id"]));
+  main.append(...consentTable("Consents you hold", held, ["Owner", "owner_id"]));
+  const entries = log.items || [];
+  const per = {};
+  for (const a of entries) {
+    const k = `${short(a.reader_id)} ${a.outcome}`;
+    per[k] = per[k] || [k, 0, a.outcome === "refused" ? "rejected" : "approved"];
+    per[k][1]++;
+  }
+  main.append(el("h3", {}, mine ? "Who read your data" : "Your reads of consumer data"));
+  if (entries.length) main.append(bars("reads per reader (red: refused)", Object.values(per).sort((a, b) => b[1] - a[1]), "reads"));
+  main.append(table([
+    ["#", a => a.seq], ["At", a => t(a.at)], ["Reader", a => short(a.reader_id)], ["Metering point", a => short(a.metering_point_id)],
+    ["Data", a => a.scope.replaceAll("_", " ")], ["What", a => a.what], ["Channel", a => a.channel],
+    ["Basis", a => (a.basis || "").replaceAll("_", " ")], ["Outcome", a => badge(a.outcome === "refused" ? "rejected" : "approved")], ["Reason", a => a.reason || ""],
+  ], entries.slice().reverse()));
+}
+
+const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, market, "metering-points": meteringPoints, "my-data": myData, audit };
 
 async function show(tab) {
   state.tab = tab;
