@@ -90,7 +90,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, other := range fsp {
 		if other != operator {
-			if _, err := svc.GetMeteringPoint(as(other), mps.Items[0].ID, nil); flexhub.ErrorKind(err) != flexhub.ENotFound {
+			if _, err := svc.GetMeteringPoint(as(other), mps.Items[0].ID, nil); flexhub.ErrorKind(err) != flexhub.EForbidden {
 				t.Errorf("%s reads a metering point it has no unit at: %v", other, err)
 			}
 		}

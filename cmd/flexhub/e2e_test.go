@@ -235,7 +235,7 @@ func endToEnd(t *testing.T, storeArgs []string) {
 	if resA.Status != "pending_confirmation" {
 		t.Fatalf("a unit at a household's metering point starts pending_confirmation, got %q", resA.Status)
 	}
-	p.call("GET", "/v1/metering-points/"+mp1.ID, fspAKey, nil, 404, nil)
+	p.call("GET", "/v1/metering-points/"+mp1.ID, fspAKey, nil, 403, nil) // consent.none, in household 1's access log
 	p.call("POST", "/v1/resources/"+resA.ID+"/confirmation", fspAKey, map[string]any{"accept": true}, 403, nil)
 	p.call("POST", "/v1/resources/"+resA.ID+"/confirmation", k1.Token, map[string]any{"accept": true}, 200, &resA)
 	if resA.Status != "active" {
@@ -298,10 +298,10 @@ func endToEnd(t *testing.T, storeArgs []string) {
 		{"FSP B, A's prequalification", fspBKey, "/v1/prequalifications/" + pq.ID, 404},
 		{"FSP B, A's grid prequalification", fspBKey, "/v1/grid-prequalifications/" + gpq.ID, 404},
 		{"FSP B, A's contract", fspBKey, "/v1/contracts/" + contract.ID, 404},
-		{"FSP B, household 1's metering point", fspBKey, "/v1/metering-points/" + mp1.ID, 404},
+		{"FSP B, household 1's metering point", fspBKey, "/v1/metering-points/" + mp1.ID, 403}, // consent.none, logged for the household
 		{"household 1, own resource", k1.Token, "/v1/resources/" + resA.ID, 200},
 		{"household 1, own metering point", k1.Token, "/v1/metering-points/" + mp1.ID, 200},
-		{"household 1, neighbour's metering point", k1.Token, "/v1/metering-points/" + mp2.ID, 404},
+		{"household 1, neighbour's metering point", k1.Token, "/v1/metering-points/" + mp2.ID, 403},
 		{"household 2, neighbour's resource", k2.Token, "/v1/resources/" + resA.ID, 404},
 		{"household 1, the contract", k1.Token, "/v1/contracts/" + contract.ID, 404},
 		{"DSO, resource in its grid", dsoKey, "/v1/resources/" + resA.ID, 200},
