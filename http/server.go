@@ -117,7 +117,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
-			if p := recover(); p != nil {
+			if p := recover(); p == http.ErrAbortHandler {
+				// A streamed response that failed midway: let net/http
+				// break the connection, so the client never takes the
+				// partial body for a complete one.
+				rec.status = 0
+				defer panic(p)
+			} else if p != nil {
 				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
 				http.Error(rec, `{"title":"Internal Server Error","status":500}`, http.StatusInternalServerError)
 			}
