@@ -162,6 +162,13 @@ func (c *Consent) Shown(t time.Time) *Consent {
 	return &out
 }
 
+// MeteringPointOwner is whose a metering point's data is and who
+// operates it: what the real-time stream checks a consent against.
+type MeteringPointOwner struct {
+	ConsumerID string
+	DSOID      string
+}
+
 // DataAccess is one read of consumer data by someone other than its
 // owner, allowed or refused: who, whose, what, when, through which
 // channel and on which basis.
@@ -199,6 +206,16 @@ type ConsentTx interface {
 	// ConsentsOf lists the active consents a data user holds from an
 	// owner (any period: the caller checks the time).
 	ConsentsOf(ctx context.Context, ownerID, dataUserID string) ([]*Consent, error)
+	// ConsentsInForce lists, in one read, the consents in force at t
+	// (active, valid_from <= t < valid_to) that cover scope and name at
+	// least one of the metering points, each once, ordered by id.
+	ConsentsInForce(ctx context.Context, meteringPointIDs []string, scope string, t time.Time) ([]*Consent, error)
+	// MeteringPointOwners reads who owns and who operates each of the
+	// metering points, in one read (absent: no such metering point).
+	MeteringPointOwners(ctx context.Context, ids []string) (map[string]MeteringPointOwner, error)
+	// ResourceMeteringPoints reads the metering point of each of the
+	// resources, in one read (absent: no such resource, or none).
+	ResourceMeteringPoints(ctx context.Context, ids []string) (map[string]string, error)
 
 	// AppendDataAccess logs accesses (Seq assigned, in slice order).
 	AppendDataAccess(ctx context.Context, as []*DataAccess) error

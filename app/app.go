@@ -27,6 +27,9 @@ type Service struct {
 	// monitorQ carries resources with fresh meter data to the delivery
 	// monitor (monitor.go).
 	monitorQ chan string
+	// stream carries committed ingestions to the real-time stream of
+	// consumer data (consumerdata.go) while it runs.
+	stream consumerStream
 	// settleTrace, when set, is told how long each phase of a settlement
 	// run took (BenchmarkSettlementRun): "verify" (the orders listed, their
 	// meter data read, baselines computed, verified), "statements" and
@@ -39,7 +42,7 @@ func New(store flexhub.Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve, kick: make(chan struct{}, 1), monitorQ: make(chan string, 10_000)}
+	return &Service{store: store, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }, solve: clearing.Solve, kick: make(chan struct{}, 1), monitorQ: make(chan string, 10_000), stream: newConsumerStream()}
 }
 
 // SetClock replaces the clock (tests, demos that replay a day).

@@ -311,18 +311,7 @@ func (s *Service) dataAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 	}
 	now := s.now()
 	a := &flexhub.DataAccess{At: now, ReaderID: by.ID, OwnerID: mp.ConsumerID, MeteringPointID: mp.ID, Scope: scope, Channel: channel, What: what, Outcome: flexhub.AccessAllowed}
-	billing := scope != flexhub.ScopeMeterRealtime
-	switch {
-	case by.ID == mp.DSOID:
-		a.Basis = flexhub.BasisDSO
-	case billing && assignedAs(mp, by.ID, now, "supplier"):
-		a.Basis = flexhub.BasisSupplier
-	case billing && assignedAs(mp, by.ID, now, "brp"):
-		a.Basis = flexhub.BasisBRP
-	case privileged(by):
-		a.Basis = flexhub.BasisRegister
-	}
-	if a.Basis != "" {
+	if a.Basis = legalBasis(by, mp, scope, now); a.Basis != "" {
 		return a, nil
 	}
 	cs, err := tx.ConsentsOf(ctx, mp.ConsumerID, by.ID)
@@ -362,6 +351,25 @@ func (s *Service) dataAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 	}
 	a.Reason = rule + ": " + why
 	return a, flexhub.RuleErrorf(flexhub.EForbidden, rule, "", "%s; the owner sees this refused read in its access log", why)
+}
+
+// legalBasis is the basis on which by reads scope of a metering point's
+// data at now without consent ("" for none): its DSO; its supplier and
+// BRP at the time (billing and settlement: not the real-time stream);
+// the platform's register.
+func legalBasis(by *flexhub.Party, mp *flexhub.MeteringPoint, scope string, now time.Time) string {
+	billing := scope != flexhub.ScopeMeterRealtime
+	switch {
+	case by.ID == mp.DSOID:
+		return flexhub.BasisDSO
+	case billing && assignedAs(mp, by.ID, now, "supplier"):
+		return flexhub.BasisSupplier
+	case billing && assignedAs(mp, by.ID, now, "brp"):
+		return flexhub.BasisBRP
+	case privileged(by):
+		return flexhub.BasisRegister
+	}
+	return ""
 }
 
 // assignedAs reports whether party is the metering point's supplier or

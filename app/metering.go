@@ -253,11 +253,13 @@ func (s *Service) recordMeter(ctx context.Context, tx flexhub.Tx, in *meterInges
 }
 
 // meterStored runs after the commit of an ingestion: running orders of
-// its resources get a delivery check.
+// its resources get a delivery check, and the new readings go to the
+// real-time stream of consumer data (consumerdata.go).
 func (s *Service) meterStored(in *meterIngestion, res *flexhub.MeterIngestResult) {
 	if res.Inserted+res.Corrected == 0 {
 		return
 	}
+	s.streamStored(in, res)
 	for _, sub := range in.subjects {
 		if sub.kind == flexhub.MeterSubjectResource {
 			s.meterArrived(sub.id)

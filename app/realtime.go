@@ -103,6 +103,7 @@ func (s *Service) ServeMQTT(ctx context.Context, sub Subscriber) error {
 	}
 	go s.ackBatches(ctx, acks)
 	go s.meterBatches(ctx, meter)
+	go s.runConsumerStream(ctx)
 	return nil
 }
 

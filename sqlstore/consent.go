@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flexhub/flexhub"
@@ -133,4 +136,72 @@ func (t *Tx) ListDataAccess(ctx context.Context, f flexhub.Filter, after int64, 
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// ConsentsInForce implements flexhub.Tx: the active consents naming any
+// of the metering points, in one statement; scope and period (in the
+// body) are checked here.
+func (t *Tx) ConsentsInForce(ctx context.Context, meteringPointIDs []string, scope string, at time.Time) ([]*flexhub.Consent, error) {
+	seen := map[string]bool{}
+	var out []*flexhub.Consent
+	err := t.forIDs(ctx, `SELECT id, body FROM consent WHERE id IN (SELECT consent_id FROM consent_metering_point WHERE metering_point_id %s) AND status = ?`,
+		meteringPointIDs, func(rows *sql.Rows) error {
+			var id, body string
+			if err := rows.Scan(&id, &body); err != nil {
+				return err
+			}
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
+			c := new(flexhub.Consent)
+			if err := json.Unmarshal([]byte(body), c); err != nil {
+				return fmt.Errorf("decode consent %s: %w", id, err)
+			}
+			if c.InForce(at) && slices.Contains(c.Scopes, scope) {
+				out = append(out, c)
+			}
+			return nil
+		}, flexhub.ConsentActive)
+	if err != nil {
+		return nil, fmt.Errorf("read consents in force: %w", err)
+	}
+	slices.SortFunc(out, func(a, b *flexhub.Consent) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// MeteringPointOwners implements flexhub.Tx: the indexed columns only,
+// in one statement.
+func (t *Tx) MeteringPointOwners(ctx context.Context, ids []string) (map[string]flexhub.MeteringPointOwner, error) {
+	out := make(map[string]flexhub.MeteringPointOwner, len(ids))
+	err := t.forIDs(ctx, `SELECT id, consumer_id, dso_id FROM metering_point WHERE id %s`, ids, func(rows *sql.Rows) error {
+		var id string
+		var o flexhub.MeteringPointOwner
+		if err := rows.Scan(&id, &o.ConsumerID, &o.DSOID); err != nil {
+			return err
+		}
+		out[id] = o
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read metering point owners: %w", err)
+	}
+	return out, nil
+}
+
+// ResourceMeteringPoints implements flexhub.Tx.
+func (t *Tx) ResourceMeteringPoints(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	err := t.forIDs(ctx, `SELECT id, metering_point_id FROM resource WHERE id %s AND metering_point_id IS NOT NULL AND metering_point_id <> ''`, ids, func(rows *sql.Rows) error {
+		var id, mp string
+		if err := rows.Scan(&id, &mp); err != nil {
+			return err
+		}
+		out[id] = mp
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the metering points of resources: %w", err)
+	}
+	return out, nil
 }
