@@ -49,6 +49,7 @@ type Tx interface {
 	SettlementTx // settlementstore.go
 	NominationTx // nomination.go
 	ConsentTx    // consent.go
+	OAuthTx      // oauth.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error

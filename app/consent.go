@@ -83,7 +83,7 @@ func (s *Service) GiveConsent(ctx context.Context, spec flexhub.ConsentSpec, key
 						"metering point %s is not owned by %s (or does not exist): consent is given by the consumer who owns the data", id, spec.OwnerID)
 				}
 			}
-			c := &flexhub.Consent{ID: flexhub.NewID(), ConsentSpec: spec, RequestedBy: by.ID, Channel: "api", CreatedAt: now, UpdatedAt: now}
+			c := &flexhub.Consent{ID: flexhub.NewID(), ConsentSpec: spec, RequestedBy: by.ID, Channel: consentChannel(ctx), CreatedAt: now, UpdatedAt: now}
 			action := "consent.requested"
 			c.Status = flexhub.ConsentRequested
 			if grant {
@@ -306,6 +306,9 @@ func (s *Service) ListDataAccess(ctx context.Context, f flexhub.Filter, after st
 // settlement); the platform's register. Everyone else needs a consent in
 // force covering the metering point and the scope.
 func (s *Service) dataAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, mp *flexhub.MeteringPoint, scope, channel, what string) (*flexhub.DataAccess, error) {
+	if g := oauthGrantOf(ctx); g != nil { // an OAuth access token: its consent only (app/oauth.go)
+		return s.grantAccess(ctx, tx, g, by, mp, scope, what)
+	}
 	if by.ID == mp.ConsumerID {
 		return nil, nil
 	}

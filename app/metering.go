@@ -323,6 +323,9 @@ func meterSenderError(by *flexhub.Party, kind, id, field string, snd flexhub.Met
 // dataAccess (consent or a legal basis), with the access to log (nil for
 // the owner's own reads and for data that is no consumer's).
 func (s *Service) meterAccess(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key flexhub.MeterSeriesKey, scope, what string) (*flexhub.DataAccess, error) {
+	if g := oauthGrantOf(ctx); g != nil { // an OAuth access token: its consent only (app/oauth.go)
+		return s.grantMeterAccess(ctx, tx, g, by, key, scope, what)
+	}
 	channel := channelOf(ctx)
 	if key.SubjectKind == flexhub.MeterSubjectResource {
 		r, err := tx.Resource(ctx, key.SubjectID)

@@ -149,6 +149,10 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "authenticate with an API key: Authorization: Bearer <key>")
 		return
 	}
+	if strings.HasPrefix(token, app.OAuthTokenPrefix) { // Connect My Data (http/oauth.go)
+		s.authenticateOAuth(ctx, strings.TrimSpace(token), next)
+		return
+	}
 	party, err := s.svc.Authenticate(ctx.Context(), strings.TrimSpace(token))
 	if err != nil {
 		status := statusOf[flexhub.ErrorKind(err)]
