@@ -15,6 +15,10 @@ require (
 	// inline client for flexhub's own publishes without a socket.
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
+	// JSON Schema draft 2020-12 validator, tests only (the consent
+	// document's schema, http/consentdoc_test.go): full 2020-12 support
+	// with format assertion, pure Go, maintained; none was in go.mod.
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	// The embedded broker's session store (mochi's bolt hook); raised from
 	// mochi's v1.3.5 to a current release.
 	go.etcd.io/bbolt v1.4.3

@@ -35,6 +35,7 @@ type Service struct {
 	// meter data read, baselines computed, verified), "statements" and
 	// "write" (everything stored; the commit follows).
 	settleTrace func(phase string, took time.Duration)
+	anonK       int // the fewest consumers an aggregate is published over; 0: DefaultAnonymityK (aggregate.go)
 }
 
 // New returns a Service. log may be nil.

@@ -73,7 +73,7 @@ func (s *Server) registerConsents() {
 			return listOutput(res.Items, res.Next), nil
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "get-consent", Method: http.MethodGet, Path: "/v1/consents/{id}", Tags: tags,
-		Summary: "Read a consent", Description: "To its owner and its data user."},
+		Summary: "Read a consent", Description: "To its owner and its data user.", Middlewares: huma.Middlewares{s.consentXML}},
 		func(ctx context.Context, in *IDPath) (*ObjectOutput[flexhub.Consent], error) {
 			c, err := s.svc.GetConsent(ctx, in.ID)
 			if err != nil {

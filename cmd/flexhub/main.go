@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -119,6 +120,7 @@ type config struct {
 	// MQTT (cmd/flexhub/mqtt.go)
 	mqttAddr   string
 	mqttBroker string
+	anonK      int
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer, withServe bool) (*config, error) {
@@ -145,6 +147,11 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 		fs.StringVar(&c.tlsKey, "tls-key", env("FLEXHUB_TLS_KEY", ""), "PEM private key for --tls-cert (env FLEXHUB_TLS_KEY)")
 		fs.StringVar(&c.mqttAddr, "mqtt-addr", env("FLEXHUB_MQTT_ADDR", defaultMQTTAddr), "embedded MQTT broker listen address, or off (env FLEXHUB_MQTT_ADDR)")
 		fs.StringVar(&c.mqttBroker, "mqtt-broker", env("FLEXHUB_MQTT_BROKER", ""), "use this external MQTT 5 broker (mqtt://host:port) instead of the embedded one; account in FLEXHUB_MQTT_USERNAME/FLEXHUB_MQTT_PASSWORD (env FLEXHUB_MQTT_BROKER)")
+		k, err := strconv.Atoi(env("FLEXHUB_ANONYMITY_K", strconv.Itoa(app.DefaultAnonymityK)))
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("FLEXHUB_ANONYMITY_K %q is not a whole number", getenv("FLEXHUB_ANONYMITY_K"))}
+		}
+		fs.IntVar(&c.anonK, "anonymity-k", k, "the fewest consumers an anonymised aggregate is published over, at least 2 (env FLEXHUB_ANONYMITY_K)")
 		fs.StringVar(&c.dataSet, "shared-data", env("FLEXHUB_SHARED_DATA", ""), "folder with the demo's grid and meter data (default: ../shared/data beside the working directory or the binary)")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -155,6 +162,9 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if withServe && c.anonK < app.MinAnonymityK {
+		return nil, usageError{fmt.Sprintf("--anonymity-k %d: at least %d consumers make a group", c.anonK, app.MinAnonymityK)}
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, usageError{"--tls-cert and --tls-key go together: give both to serve HTTPS, or neither"}
@@ -253,6 +263,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer store.Close()
 	svc := app.New(store, log)
+	if err := svc.SetAnonymityK(c.anonK); err != nil {
+		return usageError{"--anonymity-k: " + err.Error()}
+	}
 	// FLEXHUB_TEST_CLOCK_OFFSET, for tests only: the service's clock runs
 	// this far ahead of the wall clock (a Go duration), so that an
 	// end-to-end test can place a real-time activation at the end of a
