@@ -833,6 +833,21 @@ func (s *Service) ListVerifications(ctx context.Context, vf VerificationFilter, 
 	if !vf.AllVersions && f["run_id"] == "" {
 		f["superseded"] = "false"
 	}
+	if f["resource_id"] != "" && f["fsp_id"] == "" && f["system_operator_id"] == "" && f["brp_id"] == "" && !privileged(by) &&
+		!by.IsSystemOperator() && !by.HasRole(flexhub.RoleBRP) {
+		// One unit's verifications for a party that is not its FSP: the
+		// consumer's settlement data, under consent (docs/CONSENT.md).
+		if res, acc, err := s.settlementDataAccess(ctx, by, f["resource_id"]); err != nil || res.FSPID != by.ID {
+			if err != nil {
+				return nil, s.afterRead(ctx, acc, err)
+			}
+			out, err := listIn(ctx, s, func(tx flexhub.Tx) ([]*flexhub.Verification, string, error) { return tx.ListVerifications(ctx, f, pg) })
+			if err := s.afterRead(ctx, acc, err); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
+	}
 	if err := scope(by, f, "verifications", scopeKey{"fsp_id", flexhub.RoleFSP}, scopeKey{"system_operator_id", flexhub.RoleTSO},
 		scopeKey{"system_operator_id", flexhub.RoleDSO}, scopeKey{"brp_id", flexhub.RoleBRP}); err != nil {
 		return nil, err
@@ -972,4 +987,37 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// settlementDataAccess decides a read of the settlement data of a unit
+// behind a consumer's metering point (scope settlement): the consumer's
+// own, a supplier's on its legal basis, anyone else's under consent. A
+// unit without a metering point, or one the caller may not know of, does
+// not exist for the caller.
+func (s *Service) settlementDataAccess(ctx context.Context, by *flexhub.Party, resourceID string) (*flexhub.Resource, *flexhub.DataAccess, error) {
+	var res *flexhub.Resource
+	var acc *flexhub.DataAccess
+	err := s.store.View(ctx, func(tx flexhub.Tx) error {
+		r, err := tx.Resource(ctx, resourceID)
+		if err != nil {
+			return err
+		}
+		res = r
+		if r.FSPID == by.ID {
+			return nil // its own unit: the role's view
+		}
+		if r.MeteringPointID == "" {
+			return notFound("resource", resourceID)
+		}
+		mp, err := tx.MeteringPoint(ctx, r.MeteringPointID)
+		if err != nil {
+			return err
+		}
+		if by.ID == r.OwnerID {
+			return nil
+		}
+		acc, err = s.dataAccess(ctx, tx, by, mp, flexhub.ScopeSettlement, channelOf(ctx), "verifications of resource "+r.ID)
+		return err
+	})
+	return res, acc, err
 }

@@ -316,6 +316,31 @@ func settlementScenario(t *testing.T, e *env) {
 	if len(vs.Items) != 3 {
 		t.Errorf("verifications of order 1 by three runs: %d, want 3", len(vs.Items))
 	}
+
+	// The unit's settlement data is its consumer's: the household reads
+	// it; another aggregator only under a settlement consent, logged.
+	var own struct{ Items []flexhub.Verification }
+	w.do("GET", "/v1/verifications?resource_id="+w.unitA, w.consumerKey, nil, 200, &own)
+	if len(own.Items) != 2 {
+		t.Errorf("the household reads %d verifications of its unit, want 2", len(own.Items))
+	}
+	aggID, aggKey := w.party("st-other-agg", "fsp")
+	w.do("GET", "/v1/verifications?resource_id="+w.unitA, aggKey, nil, 403, nil)
+	var u flexhub.Resource
+	w.do("GET", "/v1/resources/"+w.unitA, w.consumerKey, nil, 200, &u)
+	w.do("POST", "/v1/consents", w.consumerKey, map[string]any{"data_user_id": aggID, "metering_point_ids": []string{u.MeteringPointID},
+		"scopes": []string{"settlement"}, "purpose": "to compare what the battery earns", "valid_from": w.now().Add(-time.Minute),
+		"valid_to": w.now().Add(24 * time.Hour)}, 201, nil)
+	var theirs struct{ Items []flexhub.Verification }
+	w.do("GET", "/v1/verifications?resource_id="+w.unitA, aggKey, nil, 200, &theirs)
+	if len(theirs.Items) != len(own.Items) {
+		t.Errorf("the aggregator under consent reads %d verifications, the household %d", len(theirs.Items), len(own.Items))
+	}
+	var log struct{ Items []flexhub.DataAccess }
+	w.do("GET", "/v1/data-access?reader_id=self", aggKey, nil, 200, &log)
+	if len(log.Items) != 2 || log.Items[0].Outcome != flexhub.AccessRefused || log.Items[1].Basis != flexhub.BasisConsent || log.Items[1].Scope != flexhub.ScopeSettlement {
+		t.Errorf("the aggregator's reads of settlement data in the log: %+v", log.Items)
+	}
 }
 
 // checkStatement checks a statement's totals and that its lines add up
