@@ -105,14 +105,25 @@ func minT(a, b time.Time) time.Time {
 
 // GetDelivery returns an order's delivery so far (same visibility as the
 // order).
+// The measured delivery is the unit's meter data: a read of consumer
+// data, checked and logged as meter reads are (docs/CONSENT.md).
 func (s *Service) GetDelivery(ctx context.Context, id string) (*DeliveryStatus, error) {
-	return readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*DeliveryStatus, error) {
+	var acc *flexhub.DataAccess
+	out, err := readAs(ctx, s, func(tx flexhub.Tx, by *flexhub.Party) (*DeliveryStatus, error) {
 		o, err := visibleOrder(ctx, tx, by, id)
 		if err != nil {
 			return nil, err
 		}
+		key := flexhub.MeterSeriesKey{SubjectKind: flexhub.MeterSubjectResource, SubjectID: o.ResourceID}
+		if acc, err = s.meterAccess(ctx, tx, by, key, flexhub.ScopeMeterHistory, "the measured delivery of order "+o.ID); err != nil {
+			return nil, err
+		}
 		return s.evaluate(ctx, tx, o, s.now())
 	})
+	if err := s.afterRead(ctx, acc, err); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // MonitorResources checks the running orders of the given resources and

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,13 @@ func TestDeliveryMonitoring(t *testing.T) {
 		t.Fatalf("delivery %+v", d)
 	}
 	w.do("GET", "/v1/activation-orders/"+o.ID+"/delivery", w.fspBKey, nil, 404, nil)
+	// The measured delivery is the household's data: the TSO's read is in
+	// the household's access log, on its basis.
+	var log struct{ Items []flexhub.DataAccess }
+	w.do("GET", "/v1/data-access", w.consumerKey, nil, 200, &log)
+	if n := len(log.Items); n == 0 || log.Items[n-1].Basis != flexhub.BasisSystemOperator || !strings.Contains(log.Items[n-1].What, o.ID) {
+		t.Errorf("the household's access log after the TSO read the delivery: %+v", log.Items)
+	}
 	w.do("GET", "/v1/activation-orders/"+o.ID, w.fspAKey, nil, 200, &o)
 	if len(o.Alerts) != 1 || o.Alerts[0].Kind != flexhub.DeliveryUnder || !o.Alerts[0].Interval.Equal(day) || o.Alerts[0].Measured != 60_000 || o.Alerts[0].Ordered != 150_000 {
 		t.Errorf("order alerts %+v", o.Alerts)
