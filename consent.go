@@ -62,6 +62,9 @@ const (
 	ChannelExport      = "export"
 	ChannelGreenButton = "green_button"
 	ChannelOAuth       = "oauth" // a read with an OAuth token (Connect My Data)
+	// ChannelNotification: pushed to the party (its feed, webhooks and
+	// MQTT), e.g. a delivery alert carrying a unit's measurement.
+	ChannelNotification = "notification"
 )
 
 // ConsentSpec is what a data owner grants or a data user requests.
@@ -179,7 +182,7 @@ type DataAccess struct {
 	OwnerID         string    `json:"owner_id"`
 	MeteringPointID string    `json:"metering_point_id"`
 	Scope           string    `json:"scope" enum:"meter_history,meter_realtime,master_data,settlement"`
-	Channel         string    `json:"channel" enum:"rest,mqtt,export,green_button,oauth"`
+	Channel         string    `json:"channel" enum:"rest,mqtt,export,green_button,oauth,notification"`
 	Basis           string    `json:"basis,omitempty" doc:"consent, legal_dso, legal_supplier, legal_brp, legal_system_operator, fsp_operator or register; empty when refused"`
 	ConsentID       string    `json:"consent_id,omitempty"`
 	What            string    `json:"what" doc:"what was read: the series, range or document"`

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flexhub/flexhub"
@@ -190,6 +192,9 @@ func (s *Service) MonitorResources(ctx context.Context, resourceIDs []string) (i
 				if err := s.notify(ctx, tx, parties, flexhub.NotifyActivationAlert, flexhub.KindActivationOrder, cur.ID, "", a.Text); err != nil {
 					return err
 				}
+				if err := s.logAlertAccess(ctx, tx, cur, a, now); err != nil {
+					return err
+				}
 				for _, p := range parties {
 					if err := s.emitEvent(ctx, tx, p, flexhub.EventActivationAlert, fmt.Sprintf("%s.%s.%d", cur.ID, a.Kind, a.Interval.Unix()), a); err != nil {
 						return err
@@ -287,4 +292,29 @@ func (s *Service) RunningOrderResources(ctx context.Context) ([]string, error) {
 		return nil
 	})
 	return dedupe(ids), err
+}
+
+// logAlertAccess logs, in the alert's transaction, that an alert carrying
+// a unit's measured delivery goes to the order's system operator and FSP
+// (feed, webhooks, MQTT): consumer data, on their bases (docs/CONSENT.md).
+func (s *Service) logAlertAccess(ctx context.Context, tx flexhub.Tx, o *flexhub.ActivationOrder, a flexhub.OrderAlert, now time.Time) error {
+	r, err := tx.Resource(ctx, o.ResourceID)
+	if err != nil || r.MeteringPointID == "" {
+		return err
+	}
+	mp, err := tx.MeteringPoint(ctx, r.MeteringPointID)
+	if err != nil {
+		return err
+	}
+	var as []*flexhub.DataAccess
+	for p, basis := range map[string]string{o.SystemOperatorID: flexhub.BasisSystemOperator, o.FSPID: flexhub.BasisFSPOperator} {
+		if p == mp.ConsumerID {
+			continue
+		}
+		as = append(as, &flexhub.DataAccess{At: now, ReaderID: p, OwnerID: mp.ConsumerID, MeteringPointID: mp.ID, Scope: flexhub.ScopeMeterRealtime,
+			Channel: flexhub.ChannelNotification, Basis: basis, Outcome: flexhub.AccessAllowed,
+			What: fmt.Sprintf("%s alert of order %s: measured delivery at %s", a.Kind, o.ID, a.Interval.UTC().Format(time.RFC3339))})
+	}
+	slices.SortFunc(as, func(x, y *flexhub.DataAccess) int { return strings.Compare(x.ReaderID, y.ReaderID) })
+	return tx.AppendDataAccess(ctx, as)
 }

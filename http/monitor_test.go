@@ -62,6 +62,15 @@ func TestDeliveryMonitoring(t *testing.T) {
 	if n := len(log.Items); n == 0 || log.Items[n-1].Basis != flexhub.BasisSystemOperator || !strings.Contains(log.Items[n-1].What, o.ID) {
 		t.Errorf("the household's access log after the TSO read the delivery: %+v", log.Items)
 	}
+	pushed := map[string]bool{}
+	for _, a := range log.Items {
+		if a.Channel == flexhub.ChannelNotification && strings.Contains(a.What, "under_delivery alert of order "+o.ID) {
+			pushed[a.Basis] = true
+		}
+	}
+	if !pushed[flexhub.BasisSystemOperator] || !pushed[flexhub.BasisFSPOperator] {
+		t.Errorf("the alert's measurement pushed to the TSO and the FSP is not in the household's log: %+v", log.Items)
+	}
 	w.do("GET", "/v1/activation-orders/"+o.ID, w.fspAKey, nil, 200, &o)
 	if len(o.Alerts) != 1 || o.Alerts[0].Kind != flexhub.DeliveryUnder || !o.Alerts[0].Interval.Equal(day) || o.Alerts[0].Measured != 60_000 || o.Alerts[0].Ordered != 150_000 {
 		t.Errorf("order alerts %+v", o.Alerts)
