@@ -1,17 +1,14 @@
 package http_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/app"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // anonWorld: a grid area with three feeders — "bus A" with 3 households,
@@ -152,21 +149,9 @@ func (w *anonWorld) want(mps []string, from time.Time, step time.Duration) (imp,
 // k is the server's setting; every query is audited; bad input is
 // refused with a clear error. On SQLite and PostgreSQL.
 func TestAnonymisedFeederBelowKSuppressed(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			var store flexhub.Store
-			if name == "sqlite" {
-				s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "anon.db"), true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				store = s
-			} else {
-				store = openPostgres(t)
-			}
-			testAnonymised(t, newAnonWorld(t, newEnvOn(t, store)))
-		})
-	}
+	onBothStores(t, func(t *testing.T, e *env) {
+		testAnonymised(t, newAnonWorld(t, e))
+	})
 }
 
 func testAnonymised(t *testing.T, w *anonWorld) {

@@ -1,15 +1,12 @@
 package http_test
 
 import (
-	"context"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flexhub/flexhub"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // consentWorld: a household owning two metering points with meter data,
@@ -83,21 +80,9 @@ func (w *consentWorld) spec(mps []string, scopes ...string) map[string]any {
 // by someone else with its basis, refused ones with the reason; consent
 // changes are audited and notified. On SQLite and PostgreSQL.
 func TestConsent(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			var store flexhub.Store
-			if name == "sqlite" {
-				s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "consent.db"), true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				store = s
-			} else {
-				store = openPostgres(t)
-			}
-			testConsent(t, newConsentWorld(t, newEnvOn(t, store)))
-		})
-	}
+	onBothStores(t, func(t *testing.T, e *env) {
+		testConsent(t, newConsentWorld(t, e))
+	})
 }
 
 func testConsent(t *testing.T, w *consentWorld) {

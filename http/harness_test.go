@@ -162,3 +162,16 @@ func (e *env) auditCount() int64 {
 	}
 	return r.Entries
 }
+
+// onBothStores runs test on an API over a fresh SQLite store and over a
+// fresh PostgreSQL schema (skipped without FLEXHUB_TEST_POSTGRES).
+func onBothStores(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "flexhub.db"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		test(t, newEnvOn(t, s))
+	})
+	t.Run("postgres", func(t *testing.T) { test(t, newEnvOn(t, openPostgres(t))) })
+}

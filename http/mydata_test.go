@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/greenbutton"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // TestMyData: bulk export and Download My Data (CSV and Green Button),
@@ -24,23 +22,11 @@ import (
 // Alliance's samples through the normal ingestion path. On SQLite and
 // PostgreSQL.
 func TestMyData(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			var store flexhub.Store
-			if name == "sqlite" {
-				s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "mydata.db"), true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				store = s
-			} else {
-				store = openPostgres(t)
-			}
-			w := newConsentWorld(t, newEnvOn(t, store))
-			t.Run("export", func(t *testing.T) { testExport(t, w) })
-			t.Run("import", func(t *testing.T) { testGreenButtonImport(t, w) })
-		})
-	}
+	onBothStores(t, func(t *testing.T, e *env) {
+		w := newConsentWorld(t, e)
+		t.Run("export", func(t *testing.T) { testExport(t, w) })
+		t.Run("import", func(t *testing.T) { testGreenButtonImport(t, w) })
+	})
 }
 
 func (w *consentWorld) export(mps []string, format string) string {

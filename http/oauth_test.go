@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,13 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flexhub/flexhub"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // oauthWorld is the consent world with an OAuth client of the aggregator
@@ -212,28 +209,16 @@ func (w *oauthWorld) auditActions() map[string]int {
 // consumer's revocation stops the token at once; and every abuse case of
 // issue 6.
 func TestOAuth(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) {
-			var store flexhub.Store
-			if name == "sqlite" {
-				s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "oauth.db"), true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				store = s
-			} else {
-				store = openPostgres(t)
-			}
-			w := &oauthWorld{consentWorld: newConsentWorld(t, newEnvOn(t, store)), redirect: oauthRedirect,
-				browser: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-			w.do("POST", "/v1/oauth-clients", w.agg, map[string]any{"name": "HeatFlex app", "redirect_uris": []string{oauthRedirect, "http://127.0.0.1:8080/cb"}}, 201, &w.client)
-			if w.client.ID == "" || w.client.OwnerID != w.aggID || w.client.Type != "public" {
-				t.Fatalf("registered client: %+v", w.client)
-			}
-			t.Run("happy path", func(t *testing.T) { w.t = t; testOAuthHappyPath(t, w) })
-			t.Run("abuse", func(t *testing.T) { w.t = t; testOAuthAbuse(t, w) })
-		})
-	}
+	onBothStores(t, func(t *testing.T, e *env) {
+		w := &oauthWorld{consentWorld: newConsentWorld(t, e), redirect: oauthRedirect,
+			browser: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		w.do("POST", "/v1/oauth-clients", w.agg, map[string]any{"name": "HeatFlex app", "redirect_uris": []string{oauthRedirect, "http://127.0.0.1:8080/cb"}}, 201, &w.client)
+		if w.client.ID == "" || w.client.OwnerID != w.aggID || w.client.Type != "public" {
+			t.Fatalf("registered client: %+v", w.client)
+		}
+		t.Run("happy path", func(t *testing.T) { w.t = t; testOAuthHappyPath(t, w) })
+		t.Run("abuse", func(t *testing.T) { w.t = t; testOAuthAbuse(t, w) })
+	})
 }
 
 func testOAuthHappyPath(t *testing.T, w *oauthWorld) {
