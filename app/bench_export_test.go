@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/flexhub/flexhub"
-	"github.com/flexhub/flexhub/postgres/pgtest"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // BenchmarkExportConsent is issue 6's consent overhead on bulk reads
@@ -71,17 +68,7 @@ func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); retur
 
 func benchExportConsent(b *testing.B, kind string, points, days int) {
 	ctx := context.Background()
-	var store flexhub.Store
-	if kind == "sqlite" {
-		s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "flexhub.db"), true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		store = s
-	} else {
-		store = pgtest.Open(b, "fh_exportbench")
-	}
+	store := benchStore(b, kind, "fh_exportbench")
 	svc := New(store, nil)
 	from := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	to := from.Add(time.Duration(days) * 24 * time.Hour)

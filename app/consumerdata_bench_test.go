@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/mqtt"
-	"github.com/flexhub/flexhub/postgres/pgtest"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // BenchmarkConsumerStream measures what the real-time stream of consumer
@@ -58,17 +55,7 @@ const streamBenchMPs = 1000
 
 func benchConsumerStream(b *testing.B, kind, mode string) {
 	ctx := context.Background()
-	var store flexhub.Store
-	if kind == "sqlite" {
-		st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "flexhub.db"), true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		store = st
-	} else {
-		store = pgtest.Open(b, "fh_streambench")
-	}
+	store := benchStore(b, kind, "fh_streambench")
 	s := New(store, nil)
 	e, err := mqtt.StartEmbedded(mqtt.EmbeddedConfig{Addr: "127.0.0.1:0", Auth: s.MQTTAuthorizer()})
 	if err != nil {

@@ -33,17 +33,7 @@ func BenchmarkMeterGroup(b *testing.B) {
 
 func benchMeterGroup(b *testing.B, kind string, size int) {
 	ctx := context.Background()
-	var store flexhub.Store
-	if kind == "sqlite" {
-		s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "flexhub.db"), true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		store = s
-	} else {
-		store = pgtest.Open(b, "fh_metergroupbench")
-	}
+	store := benchStore(b, kind, "fh_metergroupbench")
 	s := New(store, nil)
 	ic, err := s.Bootstrap(ctx, "")
 	if err != nil {
@@ -129,4 +119,18 @@ func benchMeterGroup(b *testing.B, kind string, size int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*len(fleet)*6)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// benchStore opens a fresh store of kind ("sqlite", or "postgres" in a
+// schema of its own) for a benchmark, closed when it ends.
+func benchStore(b *testing.B, kind, schema string) flexhub.Store {
+	if kind != "sqlite" {
+		return pgtest.Open(b, schema)
+	}
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "flexhub.db"), true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }

@@ -19,8 +19,6 @@ import (
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/baseline/benchdata"
-	"github.com/flexhub/flexhub/postgres/pgtest"
-	"github.com/flexhub/flexhub/sqlite"
 )
 
 // BenchmarkSettlementRun is issue 5's store-backed settlement run
@@ -115,17 +113,7 @@ func benchSettlementRun(b *testing.B, kind string, n int) {
 		b.Fatal(err)
 	}
 
-	var store flexhub.Store
-	if kind == "sqlite" {
-		s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "flexhub.db"), true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
-		store = s
-	} else {
-		store = pgtest.Open(b, "fh_settlebench")
-	}
+	store := benchStore(b, kind, "fh_settlebench")
 	svc := New(store, nil)
 	eventDay := w.Start.Truncate(24 * time.Hour)
 	now := eventDay.Add(25 * time.Hour)
