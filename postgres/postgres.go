@@ -12,8 +12,9 @@ import (
 	"io/fs"
 
 	"github.com/flexhub/flexhub/sqlstore"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, and its connections for COPY
 )
 
 //go:embed migrations/*.sql
@@ -69,4 +70,28 @@ func Open(ctx context.Context, dsn string, migrate bool) (*sqlstore.Store, error
 // Migrate applies pending migrations to an open database.
 func Migrate(ctx context.Context, db *sql.DB) ([]string, error) {
 	return sqlstore.Migrate(ctx, db, dialect{}, Migrations())
+}
+
+// CopyFrom implements sqlstore.Copier with pgx's COPY FROM STDIN (binary
+// format): the rows are encoded and sent a buffer at a time, never all
+// at once.
+func (dialect) CopyFrom(ctx context.Context, conn *sql.Conn, table string, cols []string, n int, row func(i int) []any) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("copy into %s: connection is %T, not pgx", table, dc)
+		}
+		i := 0
+		copied, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+			if i == n {
+				return nil, nil
+			}
+			i++
+			return row(i - 1), nil
+		}))
+		if err == nil && copied != int64(n) {
+			err = fmt.Errorf("copy into %s: %d of %d rows copied", table, copied, n)
+		}
+		return err
+	})
 }

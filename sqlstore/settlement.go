@@ -95,7 +95,7 @@ func (t *Tx) insertOnce(ctx context.Context, tb *table, n int, obj func(i int) (
 			body = []byte("null")
 		}
 		hashes[i] = flexhub.PayloadHashOf(body)
-		return append(row, string(body))
+		return append(row, body)
 	})
 	if encErr != nil {
 		return nil, encErr
@@ -106,14 +106,28 @@ func (t *Tx) insertOnce(ctx context.Context, tb *table, n int, obj func(i int) (
 	return hashes, nil
 }
 
+// copyRows is the least number of rows insertRows bulk-loads with COPY
+// (Copier): below it, one INSERT over unnest() costs less than COPY's
+// extra round trips. A statement is copied whatever the count: its one
+// row can hold 100,000 lines (tens of MB of JSON), which as an array
+// parameter would be encoded and copied three times over.
+const copyRows = 200
+
 // insertRows inserts n rows, row(i) the values of the i-th for cols
-// (their PostgreSQL array types in types: text or bigint; a text value nil
-// is NULL). The rows are made and sent a part at a time, so a run's
+// (their PostgreSQL array types in types: text or bigint; a text value is
+// a string or []byte, nil is NULL). The rows are made and sent a part at a time, so a run's
 // 100,000 adjustments are never all encoded at once: PostgreSQL takes
 // 2,000 rows a statement over unnest, SQLite a few hundred in a multi-row
 // statement (a statement per row would be prepared again and again: a
-// run's statements are new to its transaction).
+// run's statements are new to its transaction). On a Copier (PostgreSQL),
+// copyRows or more rows are streamed with COPY instead.
 func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, n int, row func(i int) []any) error {
+	if c, ok := t.d.(Copier); ok && t.conn != nil && (n >= copyRows || tb.kind == flexhub.KindStatement) {
+		if err := c.CopyFrom(ctx, t.conn, tb.name, cols, n, row); err != nil {
+			return t.insertErr(tb, err)
+		}
+		return nil
+	}
 	prefix := "INSERT INTO " + tb.name + " (" + strings.Join(cols, ", ") + ") "
 	per := 2_000
 	if !t.d.Arrays() {
@@ -129,7 +143,12 @@ func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, n 
 		if !t.d.Arrays() {
 			args := make([]any, 0, (hi-lo)*len(cols))
 			for i := lo; i < hi; i++ {
-				args = append(args, row(i)...)
+				for _, v := range row(i) {
+					if b, ok := v.([]byte); ok {
+						v = string(b) // TEXT, not a BLOB
+					}
+					args = append(args, v)
+				}
 			}
 			q := prefix + "VALUES " + one + strings.Repeat(", "+one, hi-lo-1)
 			if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
@@ -161,6 +180,9 @@ func (t *Tx) insertRows(ctx context.Context, tb *table, cols, types []string, n 
 					switch x := v.(type) {
 					case string:
 						arrays[c] = append(col, &x)
+					case []byte:
+						str := string(x)
+						arrays[c] = append(col, &str)
 					case nil:
 						arrays[c] = append(col, nil)
 					default:

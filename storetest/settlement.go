@@ -266,3 +266,116 @@ func (s *suite) testSettlement(t *testing.T) {
 		return nil
 	})
 }
+
+// testSettlementBulk: a run's verifications and adjustments come by the
+// thousand (PostgreSQL bulk-loads them with COPY past a few hundred):
+// every one is stored whole and read back with its payload hash, NULLs
+// stay NULL, and a set with one taken id is refused whole.
+func (s *suite) testSettlementBulk(t *testing.T) {
+	st, ws := s.seed(t, 1)
+	w := ws[0]
+	start := base.Add(48 * time.Hour)
+	order := &flexhub.ActivationOrder{ID: flexhub.NewID(), Type: flexhub.OrderActivate, SystemOperatorID: w.TSO.ID, FSPID: w.FSP.ID,
+		ResourceID: w.Unit.ID, ProductID: w.Product.ID, ObligationID: w.Obligation.ID, Direction: "up", Unit: "W",
+		Setpoints: []flexhub.Setpoint{{Start: start, End: start.Add(time.Hour), Quantity: 100_000}},
+		Status:    flexhub.OrderCompleted, AckDeadline: base, CreatedAt: base, UpdatedAt: base}
+	run := &flexhub.SettlementRun{ID: flexhub.NewID(), SystemOperatorID: w.TSO.ID, PeriodStart: start, PeriodEnd: start.Add(24 * time.Hour), CreatedAt: base,
+		Verifications: []flexhub.RunVerification{}, Statements: []flexhub.RunStatement{}}
+	const nv, perV = 700, 3
+	vs, visible := make([]*flexhub.Verification, nv), make([]bool, nv)
+	var as []*flexhub.ImbalanceAdjustment
+	for i := range vs {
+		delivered := int64(1_000 * (i + 1))
+		vs[i] = &flexhub.Verification{ID: flexhub.NewID(), RunID: run.ID, OrderID: order.ID, ResourceID: w.Unit.ID, FSPID: w.FSP.ID, SystemOperatorID: w.TSO.ID,
+			ProductID: w.Product.ID, Direction: "up", Unit: "mWh", BaselineMethod: "x_of_y", Ordered: 25_000_000, Delivered: delivered,
+			Verdict: flexhub.VerifyUnder, CreatedAt: base,
+			Intervals: []flexhub.VerifiedInterval{{Start: start, End: start.Add(15 * time.Minute), Ordered: 25_000_000, Delivered: delivered, Verdict: flexhub.VerifyUnder}}}
+		visible[i] = i%2 == 0
+		for k := range perV {
+			supplier := ""
+			if k == 1 {
+				supplier = w.Supplier.ID
+			}
+			as = append(as, &flexhub.ImbalanceAdjustment{ID: flexhub.NewID(), RunID: run.ID, OrderID: order.ID, VerificationID: vs[i].ID, ResourceID: w.Unit.ID,
+				MeteringPointID: w.MeteringPoint.ID, BRPID: w.Supplier.ID, SupplierID: supplier, FSPID: w.FSP.ID, SystemOperatorID: w.TSO.ID,
+				Start: start.Add(time.Duration(k) * flexhub.ISP), End: start.Add(time.Duration(k+1) * flexhub.ISP), Volume: delivered + int64(k), Unit: "mWh", CreatedAt: base})
+		}
+	}
+	update(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		if err := tx.CreateActivationOrder(ctx, order); err != nil {
+			return err
+		}
+		if err := tx.CreateSettlementRun(ctx, run); err != nil {
+			return err
+		}
+		hashes, err := tx.CreateVerifications(ctx, vs, visible)
+		if err != nil {
+			return err
+		}
+		for i, h := range hashes {
+			if h != flexhub.PayloadHash(vs[i]) {
+				t.Fatalf("payload hash %d: %s, want %s", i, h, flexhub.PayloadHash(vs[i]))
+			}
+		}
+		return tx.CreateImbalanceAdjustments(ctx, as)
+	})
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		for _, i := range []int{0, 1, nv / 2, nv - 1} {
+			v, err := tx.Verification(ctx, vs[i].ID)
+			if err != nil {
+				return err
+			}
+			if v.Delivered != vs[i].Delivered || len(v.Intervals) != 1 || v.Intervals[0].Baseline != nil {
+				t.Errorf("verification %d read back %+v", i, v)
+			}
+		}
+		got := map[string]*flexhub.ImbalanceAdjustment{}
+		for cursor := ""; ; {
+			l, next, err := tx.ListImbalanceAdjustments(ctx, flexhub.Filter{"run_id": run.ID}, flexhub.Page{Limit: 500, After: cursor})
+			if err != nil {
+				return err
+			}
+			for _, a := range l {
+				got[a.ID] = a
+			}
+			if cursor = next; next == "" {
+				break
+			}
+		}
+		if len(got) != len(as) {
+			t.Fatalf("%d adjustments read back, want %d", len(got), len(as))
+		}
+		for _, a := range as {
+			g := got[a.ID]
+			if g == nil || g.Volume != a.Volume || g.SupplierID != a.SupplierID || g.VerificationID != a.VerificationID || !g.Start.Equal(a.Start) {
+				t.Fatalf("adjustment %s read back %+v, want %+v", a.ID, g, a)
+			}
+		}
+		l, _, err := tx.ListVerifications(ctx, flexhub.Filter{"brp_id": w.Supplier.ID, "run_id": run.ID}, flexhub.Page{Limit: 500})
+		if err != nil {
+			return err
+		}
+		if len(l) != nv/2 {
+			t.Errorf("%d verifications visible to the BRP, want %d", len(l), nv/2)
+		}
+		return nil
+	})
+	// The same large set again, one id fresh: refused whole.
+	again := slices.Clone(vs)
+	fresh := *vs[0]
+	fresh.ID = flexhub.NewID()
+	again[0] = &fresh
+	err := st.Update(t.Context(), func(tx flexhub.Tx) error {
+		_, err := tx.CreateVerifications(t.Context(), again, visible)
+		return err
+	})
+	if flexhub.ErrorKind(err) != flexhub.EConflict {
+		t.Errorf("a large set with taken ids: %v, want a conflict", err)
+	}
+	view(t, st, func(ctx context.Context, tx flexhub.Tx) error {
+		if _, err := tx.Verification(ctx, fresh.ID); flexhub.ErrorKind(err) != flexhub.ENotFound {
+			t.Errorf("verification of a refused set: %v, want not found", err)
+		}
+		return nil
+	})
+}

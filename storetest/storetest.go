@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("Webhooks", s.testWebhooks)                   // webhook.go
 	t.Run("Nominations", s.testNominations)             // nomination.go
 	t.Run("Settlement", s.testSettlement)               // settlement.go
+	t.Run("SettlementBulk", s.testSettlementBulk)       // settlement.go
 	t.Run("ConsentsInForce", s.testConsentsInForce)     // consent.go
 }
 
