@@ -43,13 +43,14 @@ type Filter map[string]string
 // object's Version is incremented. Every version of every object is kept
 // and can be read with AsOf.
 type Tx interface {
-	MeterTx      // metering.go
-	ActivationTx // activation.go
-	WebhookTx    // webhook.go
-	SettlementTx // settlementstore.go
-	NominationTx // nomination.go
-	ConsentTx    // consent.go
-	OAuthTx      // oauth.go
+	MeterTx        // metering.go
+	ActivationTx   // activation.go
+	WebhookTx      // webhook.go
+	SettlementTx   // settlementstore.go
+	NominationTx   // nomination.go
+	TrafficLightTx // trafficlight.go
+	ConsentTx      // consent.go
+	OAuthTx        // oauth.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error
