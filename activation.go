@@ -139,9 +139,13 @@ type ActivationOrder struct {
 	NextSend         *time.Time   `json:"next_send,omitempty" readOnly:"true" doc:"when flexhub sends the order again over MQTT unless acknowledged"`
 	Tracking         []OrderEvent `json:"tracking" readOnly:"true"`
 	Alerts           []OrderAlert `json:"alerts,omitempty" readOnly:"true"`
-	Version          int64        `json:"version" readOnly:"true"`
-	CreatedAt        time.Time    `json:"created_at" readOnly:"true"`
-	UpdatedAt        time.Time    `json:"updated_at" readOnly:"true"`
+	// TrafficLights are the DSOs' verdicts on the order's set-points for
+	// units in another party's grid; an amber light has capped the
+	// set-point it concerns (docs/TRAFFIC_LIGHT.md).
+	TrafficLights []TrafficLight `json:"traffic_lights,omitempty" readOnly:"true" doc:"the DSOs' traffic lights on the set-points: amber capped a set-point to allowed, red refuses the order"`
+	Version       int64          `json:"version" readOnly:"true"`
+	CreatedAt     time.Time      `json:"created_at" readOnly:"true"`
+	UpdatedAt     time.Time      `json:"updated_at" readOnly:"true"`
 }
 
 // First and Last return the start of the first and the end of the last

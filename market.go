@@ -512,9 +512,14 @@ type Bid struct {
 	OperatorID       string     `json:"operator_id" readOnly:"true" doc:"the session's market operator"`
 	Status           string     `json:"status" enum:"submitted,withdrawn,accepted,partially_accepted,rejected" readOnly:"true"`
 	WithdrawnAt      *time.Time `json:"withdrawn_at,omitempty" readOnly:"true"`
-	Version          int64      `json:"version" readOnly:"true"`
-	CreatedAt        time.Time  `json:"created_at" readOnly:"true"`
-	UpdatedAt        time.Time  `json:"updated_at" readOnly:"true"`
+	// TrafficLights are the DSOs' verdicts on the bid's intervals for
+	// units in another party's grid (docs/TRAFFIC_LIGHT.md); GridCaps the
+	// intervals they cap below the offer.
+	TrafficLights []TrafficLight `json:"traffic_lights,omitempty" readOnly:"true" doc:"the DSOs' traffic lights on the bid's intervals, for units in another party's distribution grid"`
+	GridCaps      []GridCap      `json:"grid_caps,omitempty" readOnly:"true" doc:"intervals where the traffic lights cap the bid: the clearing accepts at most allowed there"`
+	Version       int64          `json:"version" readOnly:"true"`
+	CreatedAt     time.Time      `json:"created_at" readOnly:"true"`
+	UpdatedAt     time.Time      `json:"updated_at" readOnly:"true"`
 }
 
 // BidPlan is a bid's parsed numbers, for the checks against the resource

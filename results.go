@@ -67,7 +67,7 @@ type Award struct {
 // AwardInterval is the verdict for one interval of a bid.
 type AwardInterval struct {
 	Start    time.Time `json:"start"`
-	Offered  int64     `json:"offered" doc:"what the bid offered, in the award's unit; 0 where the need no longer has the interval"`
+	Offered  int64     `json:"offered" doc:"what the bid offered, in the award's unit; 0 where the need no longer has the interval; capped where a DSO's amber traffic light capped the bid (the bid's grid_caps)"`
 	Accepted int64     `json:"accepted" doc:"what the clearing accepted, in the award's unit"`
 	// Price is what is paid per MW per hour (availability) or per MWh
 	// (activation): the bid's own price under pay-as-bid, the interval's

@@ -22,9 +22,10 @@ const (
 
 // TrafficLight is the verdict for one interval of a bid or order.
 type TrafficLight struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	Color string    `json:"color" enum:"green,amber,red"`
+	ResourceID string    `json:"resource_id" doc:"the unit checked (for a group: each unit in another party's grid)"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Color      string    `json:"color" enum:"green,amber,red"`
 	// Requested and Allowed are W (active) or var (reactive), as the
 	// bid's or order's unit; Allowed is set for amber (less than
 	// Requested) and red (0).
@@ -39,6 +40,14 @@ type TrafficLight struct {
 	Source     string `json:"source" doc:"grid model and version the verdict was computed on, or the DSO's override"`
 	OverrideID string `json:"override_id,omitempty" doc:"the DSO override that decided this interval, if any"`
 	DSOID      string `json:"dso_id"`
+}
+
+// GridCap is an interval in which the DSOs' traffic lights let a
+// resource move less than a bid offers: the clearing accepts at most
+// Allowed there.
+type GridCap struct {
+	Start   time.Time `json:"start"`
+	Allowed int64     `json:"allowed" doc:"W or var, as the bid's quantities"`
 }
 
 // TrafficLightOverrideSpec is what the DSO sends to set the light of one

@@ -461,11 +461,55 @@ func (s *Service) buildOrder(ctx context.Context, tx flexhub.Tx, by *flexhub.Par
 	if !o.Last().After(now) {
 		return nil, flexhub.RuleErrorf(flexhub.EInvalid, "order.past", "setpoints", "the order's last interval ended at %s; an order must reach into the future", o.Last().Format(time.RFC3339))
 	}
+	if spec.Type == flexhub.OrderActivate {
+		if err := s.orderTrafficLight(ctx, tx, bc, by, o); err != nil {
+			return nil, err
+		}
+	}
 	o.AckDeadline = now.Add(product.AckWithin())
 	o.Tracking = []flexhub.OrderEvent{{Status: flexhub.OrderCreated, At: now, By: by.ID, Channel: "rest"}}
 	next := now
 	o.NextSend = &next
 	return o, nil
+}
+
+// orderTrafficLight checks an activation order's set-points against the
+// DSOs' traffic lights (docs/TRAFFIC_LIGHT.md): a set-point no grid takes
+// refuses the order (traffic_light.red), an amber one is capped to what
+// is allowed, and the lights are kept on the order.
+func (s *Service) orderTrafficLight(ctx context.Context, tx flexhub.Tx, bc *orderBatchTx, by *flexhub.Party, o *flexhub.ActivationOrder) error {
+	r, err := bc.resource(ctx, tx, o.ResourceID)
+	if err != nil {
+		return err
+	}
+	units := []*flexhub.Resource{r}
+	if r.Kind == flexhub.ResourceGroup {
+		units = units[:0]
+		for _, id := range r.Members {
+			u, err := bc.resource(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			units = append(units, u)
+		}
+	}
+	asks := make([]lightAsk, len(o.Setpoints))
+	for i, sp := range o.Setpoints {
+		asks[i] = lightAsk{start: sp.Start, end: sp.End, requested: sp.Quantity}
+	}
+	chk, err := s.checkTrafficLight(ctx, tx, by.ID, units, o.Direction, o.Unit, asks)
+	if err != nil {
+		return err
+	}
+	for i, c := range chk.caps {
+		if c <= 0 {
+			return redError(fmt.Sprintf("setpoints[%d]", i), fmt.Sprintf("resource %s cannot be activated from %s to %s", r.ID,
+				asks[i].start.Format(time.RFC3339), asks[i].end.Format(time.RFC3339)), chk.red)
+		}
+		o.Setpoints[i].Quantity = c
+	}
+	o.TrafficLights = chk.lights
+	return nil
 }
 
 // owedOver returns the least quantity an obligation owes over [start,

@@ -59,7 +59,7 @@ func bidParties(b *flexhub.Bid) []string {
 
 // checkBid applies every rule to a bid by the caller; exceptID is the bid
 // being modified. It returns the session.
-func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.BidSpec, exceptID string) (*flexhub.MarketSession, error) {
+func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, spec *flexhub.BidSpec, exceptID string, lights *bidLights) (*flexhub.MarketSession, error) {
 	now := s.now()
 	m, err := tx.MarketSession(ctx, spec.SessionID)
 	if flexhub.ErrorKind(err) == flexhub.ENotFound {
@@ -113,7 +113,53 @@ func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err := checkExclusiveGroup(ctx, tx, by, m, spec, exceptID); err != nil {
 		return nil, err
 	}
-	return m, nil
+	return m, s.bidTrafficLight(ctx, tx, need, prod, r, units, spec, plan, res, lights)
+}
+
+// bidTrafficLight checks a bid's intervals against the DSOs' traffic
+// lights (docs/TRAFFIC_LIGHT.md): an interval no grid takes refuses the
+// bid (traffic_light.red); an amber one caps it — an indivisible bid, or
+// one whose minimum is above the cap, cannot be cut and is refused
+// (traffic_light.amber); a divisible one keeps the cap for the clearing
+// (GridCaps). The lights go to out.
+func (s *Service) bidTrafficLight(ctx context.Context, tx flexhub.Tx, need *flexhub.Need, prod *flexhub.Product, r *flexhub.Resource, units []*flexhub.Resource,
+	spec *flexhub.BidSpec, plan *flexhub.BidPlan, res time.Duration, out *bidLights) error {
+	unit := "W"
+	if prod.PowerType == "reactive" {
+		unit = "var"
+	}
+	asks := make([]lightAsk, len(spec.Intervals))
+	for i, iv := range spec.Intervals {
+		asks[i] = lightAsk{start: iv.Start.UTC(), end: iv.Start.UTC().Add(res), requested: plan.Quantities[i]}
+	}
+	chk, err := s.checkTrafficLight(ctx, tx, need.SystemOperatorID, units, need.Direction, unit, asks)
+	if err != nil {
+		return err
+	}
+	for i, c := range chk.caps {
+		f := fmt.Sprintf("intervals[%d].quantity", i)
+		switch {
+		case c <= 0:
+			return redError(f, fmt.Sprintf("resource %s cannot offer %s from %s", r.ID, need.Direction, asks[i].start.Format(time.RFC3339)), chk.red)
+		case c >= asks[i].requested:
+		case !spec.Divisible:
+			return flexhub.RuleErrorf(flexhub.EInvalid, "traffic_light.amber", f, "the DSO's traffic light allows resource %s at most %d %s from %s, and an indivisible bid of %d %s cannot be cut: offer at most that, or make the bid divisible",
+				r.ID, c, unit, asks[i].start.Format(time.RFC3339), asks[i].requested, unit)
+		case plan.MinQuantity > c:
+			return flexhub.RuleErrorf(flexhub.EInvalid, "traffic_light.amber", f, "the DSO's traffic light allows resource %s at most %d %s from %s, below the bid's minimum quantity %d %s",
+				r.ID, c, unit, asks[i].start.Format(time.RFC3339), plan.MinQuantity, unit)
+		default:
+			out.caps = append(out.caps, flexhub.GridCap{Start: asks[i].start, Allowed: c})
+		}
+	}
+	out.lights = chk.lights
+	return nil
+}
+
+// bidLights are a bid's traffic lights and the caps they set.
+type bidLights struct {
+	lights []flexhub.TrafficLight
+	caps   []flexhub.GridCap
 }
 
 // activeOwnResource loads a resource the caller operates and, for a
@@ -368,13 +414,14 @@ func (s *Service) SubmitBid(ctx context.Context, spec flexhub.BidSpec, key strin
 	return create(ctx, s, by, key, flexhub.KindBid, snapshot(spec),
 		func(tx flexhub.Tx, id string) (*flexhub.Bid, error) { return tx.Bid(ctx, id) },
 		func(tx flexhub.Tx) (*flexhub.Bid, string, error) {
-			m, err := s.checkBid(ctx, tx, by, &spec, "")
+			var lights bidLights
+			m, err := s.checkBid(ctx, tx, by, &spec, "", &lights)
 			if err != nil {
 				return nil, "", err
 			}
 			now := s.now()
 			b := &flexhub.Bid{ID: flexhub.NewID(), BidSpec: spec, FSPID: by.ID, SystemOperatorID: m.SystemOperatorID, OperatorID: m.OperatorID,
-				Status: flexhub.BidSubmitted, CreatedAt: now, UpdatedAt: now}
+				Status: flexhub.BidSubmitted, TrafficLights: lights.lights, GridCaps: lights.caps, CreatedAt: now, UpdatedAt: now}
 			if err := tx.CreateBid(ctx, b); err != nil {
 				return nil, "", err
 			}
@@ -446,11 +493,13 @@ func (s *Service) ModifyBid(ctx context.Context, id string, spec flexhub.BidSpec
 		if spec.SessionID != b.SessionID {
 			return flexhub.RuleErrorf(flexhub.EInvalid, "bid.session_fixed", "session_id", "bid %s belongs to session %s and stays there; withdraw it and bid in the other session", id, b.SessionID)
 		}
-		m, err := s.checkBid(ctx, tx, by, &spec, b.ID)
+		var lights bidLights
+		m, err := s.checkBid(ctx, tx, by, &spec, b.ID, &lights)
 		if err != nil {
 			return err
 		}
 		b.BidSpec = spec
+		b.TrafficLights, b.GridCaps = lights.lights, lights.caps
 		b.UpdatedAt = s.now()
 		if err := tx.UpdateBid(ctx, b); err != nil {
 			return err

@@ -369,6 +369,11 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			if err != nil {
 				return nil, fmt.Errorf("bid %s: %w", b.ID, err)
 			}
+			for _, gc := range b.GridCaps { // amber traffic lights (divisible bids only)
+				if gc.Start.Equal(iv.Start) && gc.Allowed < q {
+					q = gc.Allowed
+				}
+			}
 			c := bidCell{start: iv.Start, offered: q, col: -1, activation: iv.ActivationPrice}
 			sel := iv.AvailabilityPrice
 			if bi.basis == flexhub.PriceActivation {
