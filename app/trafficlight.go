@@ -73,7 +73,9 @@ func (s *Service) CreateTrafficLightOverride(ctx context.Context, spec flexhub.T
 		return nil, err
 	}
 	return create(ctx, s, by, key, flexhub.KindTrafficLightOverride, snapshot(spec),
-		func(tx flexhub.Tx, id string) (*flexhub.TrafficLightOverride, error) { return tx.TrafficLightOverride(ctx, id) },
+		func(tx flexhub.Tx, id string) (*flexhub.TrafficLightOverride, error) {
+			return tx.TrafficLightOverride(ctx, id)
+		},
 		func(tx flexhub.Tx) (*flexhub.TrafficLightOverride, string, error) {
 			r, err := tx.Resource(ctx, spec.ResourceID)
 			if err != nil && flexhub.ErrorKind(err) != flexhub.ENotFound {

@@ -61,7 +61,9 @@ func trafficLightOverrides(t *testing.T, e *env) {
 		{name: "no reason", method: "POST", path: "/v1/traffic-light-overrides", token: w.dsoKey,
 			body: body(func(b map[string]any) { b["reason"] = "" }), wantStatus: 422, wantBody: []string{"reason"}},
 	})
-	var list struct{ Items []flexhub.TrafficLightOverride }
+	var list struct {
+		Items []flexhub.TrafficLightOverride
+	}
 	w.do("GET", "/v1/traffic-light-overrides", w.dsoKey, nil, 200, &list)
 	if len(list.Items) != 1 || list.Items[0].ID != o.ID {
 		t.Errorf("the DSO lists %d overrides, want only %s: refused ones must store nothing", len(list.Items), o.ID)
