@@ -1,9 +1,10 @@
 // Package grid is flexhub's electrical network model for distribution
 // (and small transmission) grids: buses, lines and cables, two-winding
-// transformers, switches, slack (external grid) connections, loads and
-// static generators. It validates a model and imports the pandapower JSON
-// and SimBench CSV formats. It does no I/O of its own: importers read from
-// an io.Reader or an fs.FS the caller opens.
+// transformers, switches, slack (external grid) connections, loads,
+// static generators and shunts. It validates a model and imports the
+// pandapower JSON, SimBench CSV and IEC CIM RDF/XML (CDPSM) formats. It
+// does no I/O of its own: importers read from an io.Reader or an fs.FS the
+// caller opens.
 //
 // Units are in the field names: kV, MW, Mvar, MVA, kA, ohm, µS, km, p.u.
 package grid
@@ -23,6 +24,7 @@ type Network struct {
 	Slacks   []Slack
 	Loads    []Load
 	Gens     []StaticGen
+	Shunts   []Shunt
 }
 
 // Bus is a node of the grid at a nominal voltage.
@@ -103,6 +105,19 @@ type Load struct {
 
 // StaticGen injects P and Q at a bus (positive = generation).
 type StaticGen struct {
+	ID    string
+	Bus   string
+	PMW   float64
+	QMvar float64
+}
+
+// Shunt is a constant admittance from a bus to ground (a capacitor bank,
+// a reactor), given by the power it takes at 1.0 p.u. of the bus's nominal
+// voltage: y = (PMW + j·QMvar) / BaseMVA in per unit. PMW is the active
+// power it consumes (conductance, >= 0); QMvar is the reactive power it
+// supplies: positive for a capacitor (capacitive injection, raises the
+// voltage), negative for a reactor. Both scale with |V|².
+type Shunt struct {
 	ID    string
 	Bus   string
 	PMW   float64

@@ -16,8 +16,8 @@ import (
 // elements are named "<table><index>" (e.g. "line12").
 //
 // Mapped: bus, line, trafo (two-winding, ratio taps), switch, ext_grid,
-// load, sgen; sn_mva and f_hz. Out-of-service elements are skipped. Any
-// in-service row of a table flexhub does not model (gen, trafo3w, shunt,
+// load, sgen, shunt; sn_mva and f_hz. Out-of-service elements are skipped. Any
+// in-service row of a table flexhub does not model (gen, trafo3w,
 // storage, impedance, ward, xward, dcline, motor, asymmetric loads and
 // generators, svc, ssc, vsc, tcsc) is an error rather than being ignored
 // silently, as are voltage-dependent loads and phase-shifting taps.
@@ -38,7 +38,7 @@ func ReadPandapower(r io.Reader) (*Network, error) {
 		_ = json.Unmarshal(s, &n.Name)
 	}
 
-	for _, tbl := range []string{"gen", "trafo3w", "shunt", "storage", "impedance", "ward", "xward", "dcline", "motor",
+	for _, tbl := range []string{"gen", "trafo3w", "storage", "impedance", "ward", "xward", "dcline", "motor",
 		"asymmetric_load", "asymmetric_sgen", "svc", "ssc", "vsc", "tcsc"} {
 		f, err := pp.frame(tbl)
 		if err != nil {
@@ -213,6 +213,37 @@ func ReadPandapower(r io.Reader) (*Network, error) {
 		sc := sgen.num(i, "scaling", 1)
 		n.Gens = append(n.Gens, StaticGen{ID: "sgen" + sgen.id(i), Bus: busRef(sgen, i, "bus"),
 			PMW: sgen.num(i, "p_mw", math.NaN()) * sc, QMvar: sgen.num(i, "q_mvar", 0) * sc})
+	}
+	// pandapower's shunt: p_mw, q_mvar at 1.0 p.u. of its vn_kv per step,
+	// consumer convention (q > 0 inductive); the admittance is
+	// (p + j·(-q))·step at vn_kv, i.e. scaled by (bus vn / vn_kv)² at the
+	// bus's nominal voltage.
+	shunt, err := pp.frame("shunt")
+	if err != nil {
+		return nil, err
+	}
+	for i := range shunt.data {
+		if !on(shunt, i, "bus") {
+			continue
+		}
+		id := "shunt" + shunt.id(i)
+		if v, ok := shunt.val(i, "step_dependency_table").(bool); ok && v {
+			return nil, fmt.Errorf("pandapower: shunt %s: step_dependency_table is not supported", id)
+		}
+		b := busRef(shunt, i, "bus")
+		vbus := math.NaN()
+		for _, x := range n.Buses {
+			if x.ID == b {
+				vbus = x.VnKV
+			}
+		}
+		vn := shunt.num(i, "vn_kv", vbus)
+		if !(vn > 0) {
+			vn = vbus
+		}
+		scale := shunt.num(i, "step", 1) * (vbus / vn) * (vbus / vn)
+		n.Shunts = append(n.Shunts, Shunt{ID: id, Bus: b,
+			PMW: shunt.num(i, "p_mw", 0) * scale, QMvar: -shunt.num(i, "q_mvar", math.NaN()) * scale})
 	}
 	return n, nil
 }

@@ -217,6 +217,15 @@ func (n *Network) Validate() error {
 			add("generator %q: P/Q is not a number", g.ID)
 		}
 	}
+	for _, s := range n.Shunts {
+		uniq("shunt", s.ID)
+		ref("shunt", s.ID, "its", s.Bus)
+		if bad(s.PMW) || bad(s.QMvar) {
+			add("shunt %q: P/Q is not a number", s.ID)
+		} else if s.PMW < 0 {
+			add("shunt %q: active power %v MW at 1.0 p.u. must not be negative (a shunt only consumes active power)", s.ID, s.PMW)
+		}
+	}
 	if len(p) == 0 {
 		p = append(p, n.islands(idx)...)
 	}

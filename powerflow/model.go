@@ -149,6 +149,9 @@ func Compile(net *grid.Network) (*Model, error) {
 			off[b.t][b.f] += b.ytf
 		}
 	}
+	for _, s := range net.Shunts {
+		m.yDiag[m.busNode[idx[s.Bus]]] += complex(s.PMW/m.base, s.QMvar/m.base)
+	}
 	m.adjSt = make([]int, n+1)
 	for i := 0; i < n; i++ {
 		cols := make([]int, 0, len(off[i]))
