@@ -50,6 +50,7 @@ type Tx interface {
 	NominationTx // nomination.go
 	ConsentTx    // consent.go
 	OAuthTx      // oauth.go
+	GridModelTx  // gridmodel.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error
