@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("Nominations", s.testNominations)             // nomination.go
 	t.Run("Settlement", s.testSettlement)               // settlement.go
 	t.Run("ConsentsInForce", s.testConsentsInForce)     // consent.go
+	t.Run("GridModels", s.testGridModels)               // gridmodel.go
 }
 
 type suite struct {
