@@ -654,9 +654,9 @@ type PowerFlowResult struct {
 	VMax           PowerFlowBus       `json:"vmax" doc:"the bus with the highest voltage"`
 	DefaultBand    [2]float64         `json:"default_band_pu" doc:"the voltage band of buses whose model gives none"`
 	Violations     []GridViolation    `json:"violations" doc:"voltages outside their band, loadings above 100 %"`
-	Buses          []PowerFlowBus     `json:"buses"`
-	Lines          []PowerFlowFlow    `json:"lines"`
-	Transformers   []PowerFlowFlow    `json:"transformers"`
+	Buses          []PowerFlowBus     `json:"buses,omitempty" doc:"absent with ?summary=true"`
+	Lines          []PowerFlowFlow    `json:"lines,omitempty"`
+	Transformers   []PowerFlowFlow    `json:"transformers,omitempty"`
 	Injections     []AppliedInjection `json:"injections,omitempty" doc:"the request's injections as applied, per bus"`
 }
 

@@ -49,7 +49,8 @@ type gridMappingInput struct {
 
 type powerFlowInput struct {
 	IDPath
-	Body *flexhub.PowerFlowRequest `required:"false"`
+	Summary bool                      `query:"summary" doc:"true: leave out the per-bus and per-branch results (the summary and the violations only)"`
+	Body    *flexhub.PowerFlowRequest `required:"false"`
 }
 
 // gridProblem is problem for grid model errors: a *flexhub.Problems
@@ -187,6 +188,9 @@ func (s *Server) registerGridModels() {
 			r, err := s.svc.RunPowerFlow(ctx, in.ID, req)
 			if err != nil {
 				return nil, gridProblem(err)
+			}
+			if in.Summary {
+				r.Buses, r.Lines, r.Transformers = nil, nil, nil
 			}
 			return &struct{ Body *app.PowerFlowResult }{Body: r}, nil
 		})

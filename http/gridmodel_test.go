@@ -283,8 +283,10 @@ func TestGridModelsThroughAPI(t *testing.T) {
 		if fed.VMin.VmPU <= pf.VMin.VmPU || len(fed.Violations) != 0 {
 			t.Errorf("600 kW generation at bus 17: Vmin %.4f (base %.4f), violations %v", fed.VMin.VmPU, pf.VMin.VmPU, fed.Violations)
 		}
-		// Refused power flows.
+		// Refused power flows, and the summary without the elements.
 		e.run([]scenario{
+			{name: "summary and violations only", method: "POST", path: "/v1/grid-models/" + v1.ID + "/power-flow?summary=true", token: w.dso1Key,
+				body: map[string]any{}, wantStatus: 200, wantBody: []string{`"vmin":{`, `"violations":[]`, `"losses_mw":0.2026`}, notWantBody: []string{`"buses"`, `"lines"`}},
 			{name: "does not converge", method: "POST", path: "/v1/grid-models/" + v1.ID + "/power-flow", token: w.dso1Key,
 				body:       map[string]any{"injections": []map[string]any{{"bus_id": "17", "consumption": map[string]any{"value": 100, "unit": "MW"}}}},
 				wantStatus: 422, wantBody: []string{"did not converge after", "largest mismatch", "at bus", fhttpRuleURI(app.RulePowerFlowNotConverged)},
