@@ -311,7 +311,9 @@ func TestGridModelsThroughAPI(t *testing.T) {
 				}
 			}
 		})
-		status, raw = e.upload(w.ga1.ID, "pandapower", w.dso1Key, v2file)
+		// (Sent as curl --data-binary sends it: as a form.)
+		status, raw, _ = e.send("POST", "/v1/grid-areas/"+w.ga1.ID+"/grid-models?format=pandapower", w.dso1Key, string(v2file),
+			"Content-Type", "application/x-www-form-urlencoded")
 		if status != 201 {
 			t.Fatalf("upload version 2: %d %s", status, raw)
 		}
