@@ -226,7 +226,7 @@ func TestGridModelsThroughAPI(t *testing.T) {
 					wantStatus: 422, wantBody: []string{`mappings[0]: bus \"99\" does not exist in grid model version 1`, "mappings[1]: connection point " + w.cpX.ID + " (CP-X) is in grid area " + w.ga2.ID,
 						"mappings[2]: connection point", "does not exist"}},
 				{name: "a connection point named twice", method: "PUT", path: "/v1/grid-models/" + v1.ID + "/mappings", token: w.dso1Key,
-					body: map[string]any{"mappings": []map[string]string{{"connection_point_id": w.cpC.ID, "bus_id": "3"}, {"connection_point_id": w.cpC.ID, "bus_id": "4"}}},
+					body:       map[string]any{"mappings": []map[string]string{{"connection_point_id": w.cpC.ID, "bus_id": "3"}, {"connection_point_id": w.cpC.ID, "bus_id": "4"}}},
 					wantStatus: 422, wantBody: []string{"mappings[1]: connection point " + w.cpC.ID + " is already mapped in mappings[0]"}},
 				{name: "a DSO cannot map in another DSO's model", method: "PUT", path: "/v1/grid-models/" + v1.ID + "/mappings", token: w.dso2Key,
 					body: map[string]any{"mappings": []map[string]string{{"connection_point_id": w.cpX.ID, "bus_id": "3"}}}, wantStatus: 404},
