@@ -151,6 +151,10 @@ type GridModelUpload struct {
 	// Dropped lists the previous version's mappings whose bus is not in
 	// the new version: those connection points are unmapped now.
 	Dropped []DroppedMapping `json:"dropped_mappings"`
+	// Replayed: this answers a retry with the same idempotency key; the
+	// version is the one the first request created (its carry-over report
+	// is not repeated).
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // DroppedMapping is a connection point whose bus is gone in a new version.
@@ -213,20 +217,27 @@ func gridModelFor(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, id stri
 // area's DSO. The file is parsed, validated and compiled first: a model
 // that fails answers EInvalid listing every problem, and nothing is
 // stored. The previous version's mappings carry over where their bus
-// still exists; the others are reported as dropped.
-func (s *Service) UploadGridModel(ctx context.Context, gridAreaID, format string, file []byte) (*GridModelUpload, error) {
+// still exists; the others are reported as dropped. With an idempotency
+// key, a retry of the same upload (same area, format and file) answers
+// the version the first request created instead of making another.
+func (s *Service) UploadGridModel(ctx context.Context, gridAreaID, format string, file []byte, key string) (*GridModelUpload, error) {
 	by, err := actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Authorise before the (CPU-bound) parse: a stranger's upload costs
-	// one read.
-	var ga *flexhub.GridArea
-	if err := s.store.View(ctx, func(tx flexhub.Tx) (err error) {
-		ga, err = gridAreaForModels(ctx, tx, by, gridAreaID, true)
+	sum := sha256.Sum256(file)
+	request := struct{ GridAreaID, Format, FileSHA256 string }{gridAreaID, format, hex.EncodeToString(sum[:])}
+	// Authorise (and answer a replay) before the CPU-bound parse: a
+	// stranger's upload costs one read.
+	var replayed *GridModelUpload
+	if err := s.store.View(ctx, func(tx flexhub.Tx) error {
+		if _, err := gridAreaForModels(ctx, tx, by, gridAreaID, true); err != nil {
+			return err
+		}
+		replayed, err = replayUpload(ctx, tx, by, key, request)
 		return err
-	}); err != nil {
-		return nil, err
+	}); err != nil || replayed != nil {
+		return replayed, err
 	}
 	net, _, err := parseGridModel(format, file)
 	if err != nil {
@@ -236,24 +247,26 @@ func (s *Service) UploadGridModel(ctx context.Context, gridAreaID, format string
 	if err != nil {
 		return nil, fmt.Errorf("encode grid model: %w", err)
 	}
-	sum := sha256.Sum256(file)
-	m := &flexhub.GridModel{ID: flexhub.NewID(), GridAreaID: ga.ID, DSOID: ga.DSOID, Format: format,
-		FileSHA256: hex.EncodeToString(sum[:]), FileBytes: int64(len(file)), UploadedBy: by.ID, UploadedAt: s.now()}
-	summarise(m, net)
 	buses := net.BusIndex()
-	out := &GridModelUpload{Model: m, Dropped: []DroppedMapping{}}
+	var out *GridModelUpload
 	err = s.store.Update(ctx, func(tx flexhub.Tx) error {
 		ga, err := gridAreaForModels(ctx, tx, by, gridAreaID, true)
 		if err != nil {
+			return err
+		}
+		if out, err = replayUpload(ctx, tx, by, key, request); err != nil || out != nil {
 			return err
 		}
 		ca, err := tx.ControlArea(ctx, ga.ControlAreaID)
 		if err != nil {
 			return err
 		}
+		m := &flexhub.GridModel{ID: flexhub.NewID(), GridAreaID: ga.ID, DSOID: ga.DSOID, Format: format,
+			FileSHA256: request.FileSHA256, FileBytes: int64(len(file)), UploadedBy: by.ID, UploadedAt: s.now()}
+		summarise(m, net)
+		out = &GridModelUpload{Model: m, Dropped: []DroppedMapping{}}
 		prev, err := tx.CurrentGridModel(ctx, ga.ID)
 		var carry []flexhub.GridModelMapping
-		out.CarriedOver, out.Dropped = 0, []DroppedMapping{}
 		switch {
 		case flexhub.ErrorKind(err) == flexhub.ENotFound:
 			m.ModelVersion = 1
@@ -281,12 +294,29 @@ func (s *Service) UploadGridModel(ctx context.Context, gridAreaID, format string
 		if err := tx.PutGridModelMappings(ctx, m.ID, carry); err != nil {
 			return err
 		}
+		if err := s.remember(ctx, tx, by, key, flexhub.KindGridModel, m.ID, request); err != nil {
+			return err
+		}
 		return s.record(ctx, tx, by, "grid_model.uploaded", flexhub.KindGridModel, m.ID, m.ModelVersion, out, ga.DSOID, ca.TSOID)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// replayUpload answers a retried upload: the version the key created
+// (without the first answer's carry-over report), or nil for a new key.
+func replayUpload(ctx context.Context, tx flexhub.Tx, by *flexhub.Party, key string, request any) (*GridModelUpload, error) {
+	id, err := replay(ctx, tx, by, key, flexhub.KindGridModel, request)
+	if err != nil || id == "" {
+		return nil, err
+	}
+	m, err := tx.GridModel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &GridModelUpload{Model: m, Dropped: []DroppedMapping{}, Replayed: true}, nil
 }
 
 // CurrentGridModel returns the highest version of a grid area's model.

@@ -20,12 +20,14 @@ const MaxGridModelBody = 64 << 20
 
 type gridModelUploadInput struct {
 	IDPath
+	IdempotencyInput
 	Format  string `query:"format" required:"true" doc:"the file's format: pandapower (pandapower.to_json JSON) or simbench (a zip of one SimBench grid folder)"`
 	RawBody []byte `contentType:"application/octet-stream"`
 }
 
 type gridModelUploadOutput struct {
 	Location string `header:"Location"`
+	Replayed string `header:"Idempotent-Replayed" doc:"true when this answers a retry of an earlier request"`
 	Body     *app.GridModelUpload
 }
 
@@ -83,13 +85,17 @@ func (s *Server) registerGridModels() {
 			"The file is parsed, validated and compiled for power flows before anything is stored: a model with problems (islands, missing impedances, " +
 			"kV given in volts, unknown buses, unsupported elements, ...) answers 422 listing every problem, each naming its element, and nothing is stored. " +
 			"Each upload is the grid area's next version (1, 2, ...); the previous version's connection point mappings carry over where their bus still exists, " +
-			"the others are listed in dropped_mappings."},
+			"the others are listed in dropped_mappings. With an Idempotency-Key, a retry of the same upload (same area, format and file) answers the version the first created."},
 		func(ctx context.Context, in *gridModelUploadInput) (*gridModelUploadOutput, error) {
-			res, err := s.svc.UploadGridModel(ctx, in.ID, in.Format, in.RawBody)
+			res, err := s.svc.UploadGridModel(ctx, in.ID, in.Format, in.RawBody, in.IdempotencyKey)
 			if err != nil {
 				return nil, gridProblem(err)
 			}
-			return &gridModelUploadOutput{Location: "/v1/grid-models/" + res.Model.ID, Body: res}, nil
+			out := &gridModelUploadOutput{Location: "/v1/grid-models/" + res.Model.ID, Body: res}
+			if res.Replayed {
+				out.Replayed = "true"
+			}
+			return out, nil
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "list-grid-models", Method: http.MethodGet, Path: "/v1/grid-areas/{id}/grid-models", Tags: tags,
 		Summary: "List the versions of a grid area's grid model", Description: "Oldest first." + access},

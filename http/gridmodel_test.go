@@ -469,15 +469,24 @@ func TestGridModelSimBenchZip(t *testing.T) {
 		w := newGridWorld(t, e)
 		dir := gridData(t, "simbench", "1-LV-rural1--0-no_sw")
 		zipped := zipDir(t, dir)
-		status, raw := e.upload(w.ga2.ID, "simbench", w.dso2Key, zipped)
-		if status != 201 {
-			t.Fatalf("upload SimBench zip: %d %s", status, raw)
-		}
-		var up app.GridModelUpload
-		if err := json.Unmarshal([]byte(raw), &up); err != nil {
-			t.Fatal(err)
-		}
+		path := "/v1/grid-areas/" + w.ga2.ID + "/grid-models?format=simbench"
+		var up, again app.GridModelUpload
+		e.do("POST", path, w.dso2Key, string(zipped), 201, &up, "Content-Type", "application/zip", "Idempotency-Key", "sb-1")
 		m := up.Model
+		// A retry with the same key answers the same version and stores
+		// nothing; the key with another file is a conflict.
+		e.unchanged(func() {
+			_, h := e.do("POST", path, w.dso2Key, string(zipped), 201, &again, "Content-Type", "application/zip", "Idempotency-Key", "sb-1")
+			if again.Model.ID != m.ID || !again.Replayed || h.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("retried upload: %+v (header %q), first %s", again, h.Get("Idempotent-Replayed"), m.ID)
+			}
+			e.do("POST", path, w.dso2Key, string(zipped[:len(zipped)-1])+"x", 409, nil, "Content-Type", "application/zip", "Idempotency-Key", "sb-1")
+		})
+		var versions struct{ Items []flexhub.GridModel }
+		e.do("GET", "/v1/grid-areas/"+w.ga2.ID+"/grid-models", w.dso2Key, nil, 200, &versions)
+		if len(versions.Items) != 1 || up.Replayed {
+			t.Errorf("after a replayed upload: %d versions, first answer replayed=%v", len(versions.Items), up.Replayed)
+		}
 		if m.Format != "simbench" || m.Counts.Buses != 15 || m.Counts.Trafos != 1 || len(m.VoltageLevels) != 2 || m.VoltageLevels[0] != 20 || m.VoltageLevels[1] != 0.4 {
 			t.Fatalf("SimBench summary: %+v", m)
 		}
