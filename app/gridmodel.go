@@ -78,6 +78,7 @@ func readSimBenchZip(b []byte) (*grid.Network, error) {
 	if total > maxZipInflated {
 		return nil, fmt.Errorf("simbench: the zip inflates to %d bytes, more than the %d taken", total, maxZipInflated)
 	}
+	sort.Strings(dirs)
 	switch len(dirs) {
 	case 0:
 		return nil, fmt.Errorf("simbench: the zip holds no Node.csv: zip the folder of one SimBench grid (Node.csv, Line.csv, ...)")
@@ -475,45 +476,56 @@ func loadNetwork(ctx context.Context, tx flexhub.Tx, id string) (*grid.Network, 
 	return net, nil
 }
 
-// compiledModels keeps the last few compiled versions: versions never
-// change, so a compiled model (read-only, safe for concurrent solves)
-// stays valid for its id. Keyed by the version's id, which is unique
-// across stores.
-var compiledModels = struct {
-	sync.Mutex
+// gridModelCache keeps the last few compiled grid model versions:
+// versions never change, so a compiled model (read-only, safe for
+// concurrent solves) stays valid for its id. The zero value is ready.
+type gridModelCache struct {
+	mu    sync.Mutex
 	m     map[string]*powerflow.Model
-	order []string
-}{m: map[string]*powerflow.Model{}}
+	order []string // oldest first
+}
 
 const maxCompiledModels = 8
 
+func (c *gridModelCache) get(id string) *powerflow.Model {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *gridModelCache) put(id string, m *powerflow.Model) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*powerflow.Model{}
+	}
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if len(c.order) >= maxCompiledModels {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.m[id] = m
+	c.order = append(c.order, id)
+}
+
 // CompiledGridModel returns a version's network compiled for power flows
-// (loaded in tx, or from the cache). For app code that works on the grid
-// (traffic light, grid-aware clearing): it does not authorise.
-func CompiledGridModel(ctx context.Context, tx flexhub.Tx, id string) (*powerflow.Model, error) {
-	compiledModels.Lock()
-	m, ok := compiledModels.m[id]
-	compiledModels.Unlock()
-	if ok {
+// (loaded in tx, or from the service's cache). For app code that works on
+// the grid (traffic light, grid-aware clearing): it does not authorise.
+func (s *Service) CompiledGridModel(ctx context.Context, tx flexhub.Tx, id string) (*powerflow.Model, error) {
+	if m := s.grids.get(id); m != nil {
 		return m, nil
 	}
 	net, err := loadNetwork(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
-	if m, err = powerflow.Compile(net); err != nil {
+	m, err := powerflow.Compile(net)
+	if err != nil {
 		return nil, fmt.Errorf("compile stored grid model %s: %w", id, err)
 	}
-	compiledModels.Lock()
-	defer compiledModels.Unlock()
-	if _, ok := compiledModels.m[id]; !ok {
-		if len(compiledModels.order) >= maxCompiledModels {
-			delete(compiledModels.m, compiledModels.order[0])
-			compiledModels.order = compiledModels.order[1:]
-		}
-		compiledModels.m[id] = m
-		compiledModels.order = append(compiledModels.order, id)
-	}
+	s.grids.put(id, m)
 	return m, nil
 }
 
@@ -754,7 +766,7 @@ func (s *Service) RunPowerFlow(ctx context.Context, id string, req flexhub.Power
 		if gm, _, err = gridModelFor(ctx, tx, by, id, true); err != nil {
 			return err
 		}
-		if model, err = CompiledGridModel(ctx, tx, id); err != nil {
+		if model, err = s.CompiledGridModel(ctx, tx, id); err != nil {
 			return err
 		}
 		mappings, err = tx.GridModelMappings(ctx, id)
