@@ -120,3 +120,33 @@ func TestReadSimBenchZip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseGridModel: whatever an upload holds, parsing answers a model
+// or an error, never a panic; an accepted model compiled.
+//
+//	go test ./app/ -run '^$' -fuzz FuzzParseGridModel -fuzztime 60s
+func FuzzParseGridModel(f *testing.F) {
+	pp, err := os.ReadFile(filepath.Join("..", "..", "shared", "data", "grids", "pandapower", "case33bw.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(false, pp)
+	f.Add(false, []byte(`{"_object": {"bus": {"_object": "{\"columns\":[\"vn_kv\"],\"index\":[0],\"data\":[[0.4]]}"}}}`))
+	node := []byte("id;type;vmSetp;vaSetp;vmR;vmMin;vmMax\nb1;busbar;1.0;0;0.4;0.9;1.1\n")
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("g/Node.csv")
+	w.Write(node)
+	zw.Close()
+	f.Add(true, buf.Bytes())
+	f.Fuzz(func(t *testing.T, simbench bool, data []byte) {
+		format := "pandapower"
+		if simbench {
+			format = "simbench"
+		}
+		net, m, err := parseGridModel(format, data)
+		if err == nil && (net == nil || m == nil) {
+			t.Fatal("accepted without a model")
+		}
+	})
+}
