@@ -51,6 +51,7 @@ type Tx interface {
 	TrafficLightTx // trafficlight.go
 	ConsentTx      // consent.go
 	OAuthTx        // oauth.go
+	GridModelTx    // gridmodel.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error

@@ -35,7 +35,8 @@ type Service struct {
 	// meter data read, baselines computed, verified), "statements" and
 	// "write" (everything stored; the commit follows).
 	settleTrace func(phase string, took time.Duration)
-	anonK       int // the fewest consumers an aggregate is published over; 0: DefaultAnonymityK (aggregate.go)
+	anonK       int            // the fewest consumers an aggregate is published over; 0: DefaultAnonymityK (aggregate.go)
+	grids       gridModelCache // compiled grid model versions (gridmodel.go)
 }
 
 // New returns a Service. log may be nil.

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) flexhub.Store) {
 	t.Run("SettlementBulk", s.testSettlementBulk)       // settlement.go
 	t.Run("TrafficLight", s.testTrafficLight)           // trafficlight.go
 	t.Run("ConsentsInForce", s.testConsentsInForce)     // consent.go
+	t.Run("GridModels", s.testGridModels)               // gridmodel.go
 }
 
 type suite struct {

@@ -35,6 +35,21 @@ async function api(path) {
   return body;
 }
 
+// send writes through the API; a refusal carries every problem the API
+// listed (problems), e.g. each element of an invalid grid model.
+async function send(method, path, body, contentType) {
+  const headers = { Authorization: "Bearer " + state.key };
+  if (contentType) headers["Content-Type"] = contentType;
+  const res = await fetch(path, { method, headers, body });
+  const out = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error(`${res.status} ${out.title || ""}: ${(out.errors || []).length > 1 ? out.errors.length + " problems" : out.detail || ""}`);
+    err.problems = (out.errors || []).map(e => e.message);
+    throw err;
+  }
+  return out;
+}
+
 // all follows next_cursor until the list ends (at most 2,000 rows here).
 async function all(path) {
   let items = [], after = "";
@@ -261,7 +276,96 @@ async function myData(main) {
   ], entries.slice().reverse()));
 }
 
-const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, market, "metering-points": meteringPoints, "my-data": myData, audit };
+// voltageChart draws a power flow's voltage per bus (in the model's bus
+// order) against each bus's band: red bars are outside it.
+function voltageChart(title, pf) {
+  const width = 900, height = 240, left = 48, bottom = 30, top = 10;
+  const buses = pf.buses || [];
+  const lo = Math.min(...buses.map(b => Math.min(b.vm_pu, b.vmin_pu))) - 0.01;
+  const hi = Math.max(...buses.map(b => Math.max(b.vm_pu, b.vmax_pu))) + 0.01;
+  const y = v => top + (height - top - bottom) * (hi - v) / (hi - lo);
+  const w = (width - left - 10) / Math.max(1, buses.length);
+  const g = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
+  for (const v of [lo + 0.01, pf.default_band_pu[0], 1, pf.default_band_pu[1], hi - 0.01]) {
+    g.append(svg("line", { x1: left, x2: width - 10, y1: y(v), y2: y(v), class: v === 1 ? "grid" : "grid band" }));
+    g.append(svg("text", { x: left - 4, y: y(v) + 4, class: "value", "text-anchor": "end" }, v.toFixed(3)));
+  }
+  buses.forEach((b, k) => {
+    const bad = b.vm_pu < b.vmin_pu - 1e-9 || b.vm_pu > b.vmax_pu + 1e-9;
+    const r = svg("rect", { x: left + k * w, y: y(Math.max(b.vm_pu, lo)), width: Math.max(0.5, w - (w > 3 ? 1 : 0)), height: y(lo) - y(Math.max(b.vm_pu, lo)), class: "bar " + (bad ? "violation" : "ok") });
+    r.append(svg("title", {}, `bus ${b.id}: ${b.vm_pu.toFixed(4)} p.u.`));
+    g.append(r);
+  });
+  g.append(svg("text", { x: left, y: height - 8, class: "label" }, `p.u. per bus in the model's order (${buses.length} buses); dashed: default band; red: outside the bus's band`));
+  return el("figure", {}, el("figcaption", {}, title), g);
+}
+
+// gridModels: the grid areas whose models the caller may read (its own as
+// DSO, those in its control areas as TSO), the current version, and for
+// the DSO an upload and the base-case power flow with its violations
+// (docs/GRID_MODELS.md).
+async function gridModels(main) {
+  const areas = await all("/v1/grid-areas");
+  const rows = [];
+  for (const a of areas) {
+    try {
+      rows.push({ area: a, model: await api(`/v1/grid-areas/${a.id}/grid-model`) });
+    } catch (err) {
+      if (err.message.startsWith("404") && a.dso_id === state.me.id) rows.push({ area: a, model: null });
+    }
+  }
+  const detail = el("div", { class: "detail" });
+  const open = async r => {
+    const mine = r.area.dso_id === state.me.id, m = r.model;
+    detail.replaceChildren(el("h3", {}, `${r.area.name} (${r.area.eic})`));
+    if (mine) {
+      const format = el("select", { id: "gm-format" }, el("option", { value: "pandapower" }, "pandapower JSON"), el("option", { value: "simbench" }, "SimBench folder (zip)"));
+      const file = el("input", { id: "gm-file", type: "file", accept: ".json,.zip" });
+      const out = el("div", { class: "upload-result" });
+      const form = el("form", { class: "upload", onsubmit: async ev => {
+        ev.preventDefault();
+        if (!file.files.length) return;
+        out.replaceChildren(el("p", { class: "loading" }, "Validating and storing…"));
+        try {
+          const up = await send("POST", `/v1/grid-areas/${r.area.id}/grid-models?format=${format.value}`, file.files[0], "application/octet-stream");
+          r.model = up.model;
+          await open(r);
+          detail.querySelector(".upload-result").replaceChildren(el("p", {}, `Version ${up.model.model_version} stored; ${up.carried_over_mappings} mappings carried over, ${up.dropped_mappings.length} dropped.`));
+        } catch (err) {
+          out.replaceChildren(el("p", { class: "error" }, "Refused, nothing stored: " + err.message),
+            el("ul", { class: "problems" }, (err.problems || []).map(p => el("li", {}, p))));
+        }
+      } }, el("label", {}, "Upload a new version: "), format, " ", file, " ", el("button", { type: "submit" }, "Upload"));
+      detail.append(form, out);
+    }
+    if (!m) { detail.append(el("p", { class: "empty" }, "No grid model uploaded yet.")); return; }
+    const c = m.counts;
+    detail.append(el("section", { class: "cards" },
+      el("div", { class: "card" }, el("h3", {}, "Version"), el("div", { class: "big" }, m.model_version), el("p", {}, `${m.format} · uploaded ${t(m.uploaded_at)}`), el("p", { class: "mono" }, "sha256 " + m.file_sha256.slice(0, 16) + "…")),
+      el("div", { class: "card" }, el("h3", {}, "Elements"), el("div", { class: "big" }, `${c.buses} buses`),
+        el("p", {}, `${c.lines} lines · ${c.transformers} transformers · ${c.switches} switches · ${c.slacks} slacks · ${c.loads} loads · ${c.static_generators} generators`)),
+      el("div", { class: "card" }, el("h3", {}, "Voltage levels"), el("div", { class: "big" }, m.voltage_levels_kv.join(" / ") + " kV"))));
+    if (!mine) { detail.append(el("p", { class: "empty" }, "Power flows are run by the grid area's DSO.")); return; }
+    const pf = await send("POST", `/v1/grid-models/${m.id}/power-flow`, "{}", "application/json");
+    detail.append(el("section", { class: "cards" },
+      el("div", { class: "card" }, el("h3", {}, "Lowest voltage"), el("div", { class: "big" }, pf.vmin.vm_pu.toFixed(4) + " p.u."), el("p", {}, `at bus ${pf.vmin.id}`)),
+      el("div", { class: "card" }, el("h3", {}, "Highest voltage"), el("div", { class: "big" }, pf.vmax.vm_pu.toFixed(4) + " p.u."), el("p", {}, `at bus ${pf.vmax.id}`)),
+      el("div", { class: "card" }, el("h3", {}, "Losses"), el("div", { class: "big" }, (pf.losses_mw * 1000).toFixed(1) + " kW"), el("p", {}, `load ${(pf.load_mw * 1000).toFixed(0)} kW · ${pf.iterations} Newton steps`)),
+      el("div", { class: "card" }, el("h3", {}, "Violations"), el("div", { class: "big " + (pf.violations.length ? "broken" : "ok") }, pf.violations.length), el("p", {}, "base case"))));
+    detail.append(voltageChart(`Base-case voltage profile, version ${m.model_version}`, pf));
+    const shown = pf.violations.slice(0, 200);
+    detail.append(el("h3", {}, pf.violations.length > shown.length ? `Violations (first ${shown.length} of ${pf.violations.length})` : "Violations"),
+      table([["Kind", v => el("span", { class: "badge " + (v.kind === "overload" ? "rejected" : "limited") }, v.kind)], ["Element", v => `${v.element} ${v.id}`], ["Value", v => v.value.toFixed(4)],
+        ["Limit", v => v.limit], ["", v => v.message]], shown));
+  };
+  main.append(table([
+    ["Grid area", r => r.area.name], ["EIC", r => r.area.eic], ["Version", r => (r.model ? r.model.model_version : "none")],
+    ["Format", r => (r.model ? r.model.format : "")], ["Buses", r => (r.model ? r.model.counts.buses : "")], ["Lines", r => (r.model ? r.model.counts.lines : "")],
+    ["Transformers", r => (r.model ? r.model.counts.transformers : "")], ["Uploaded", r => (r.model ? t(r.model.uploaded_at) : "")],
+  ], rows, open), detail);
+}
+
+const views = { overview, resources, prequalifications, "grid-prequalifications": gridPrequalifications, contracts, products, market, "metering-points": meteringPoints, "my-data": myData, "grid-models": gridModels, audit };
 
 async function show(tab) {
   state.tab = tab;
@@ -290,6 +394,8 @@ async function signIn(key) {
   document.getElementById("login").hidden = true;
   document.getElementById("logout").hidden = false;
   document.getElementById("tabs").hidden = false;
+  // Grid models are for system operators only (the API refuses others).
+  document.querySelector('#tabs button[data-tab="grid-models"]').hidden = !state.me.roles.some(r => r === "dso" || r === "tso");
   document.getElementById("who").replaceChildren(el("strong", {}, state.me.name), " ", el("span", { class: "mono" }, state.me.eic), " ",
     ...state.me.roles.map(r => el("span", { class: "role" }, r.replaceAll("_", " "))));
   show("overview");
