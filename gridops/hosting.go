@@ -1,0 +1,302 @@
+package gridops
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Direction of a change of net injection.
+type Direction string
+
+// Directions: up = more generation or less consumption.
+const (
+	Up   Direction = "up"
+	Down Direction = "down"
+)
+
+// PowerKind is active or reactive power.
+type PowerKind string
+
+// Power kinds.
+const (
+	Active   PowerKind = "active"
+	Reactive PowerKind = "reactive"
+)
+
+// Unit is "kW" for active and "kvar" for reactive power.
+func (k PowerKind) Unit() string {
+	if k == Reactive {
+		return "kvar"
+	}
+	return "kW"
+}
+
+func (d Direction) sign() float64 {
+	if d == Down {
+		return -1
+	}
+	return 1
+}
+
+// HostingOptions tune the hosting-capacity search.
+type HostingOptions struct {
+	// TolKW is the AC search's tolerance in kW (kvar): the reported limit
+	// is within limits and limit+TolKW is not (default 1).
+	TolKW float64
+	// MaxKW caps the search (default 10,000 kW): a bus that takes this
+	// much without a violation is reported Unlimited.
+	MaxKW float64
+}
+
+func (o HostingOptions) withDefaults() HostingOptions {
+	if o.TolKW <= 0 {
+		o.TolKW = 1
+	}
+	if o.MaxKW <= 0 {
+		o.MaxKW = 10000
+	}
+	return o
+}
+
+// Capacity is the hosting capacity at a bus in one direction: the largest
+// change of net injection that keeps every limit in every given state (a
+// state already violated may not be made worse).
+type Capacity struct {
+	Bus       string    `json:"bus"`
+	Kind      PowerKind `json:"kind"`
+	Direction Direction `json:"direction"`
+	Unit      string    `json:"unit"` // kW or kvar
+	// Linear is the first-order estimate from the sensitivities (the
+	// smallest over the states).
+	Linear float64 `json:"linear"`
+	// Limit is confirmed by AC power flows: Limit keeps all limits and
+	// Limit+Tol breaks Limiting in LimitingStart's state.
+	Limit     float64 `json:"limit"`
+	Tol       float64 `json:"tol"`
+	Unlimited bool    `json:"unlimited,omitempty"` // no limit up to HostingOptions.MaxKW
+	// Limiting is the constraint broken just beyond Limit, in the state
+	// starting at LimitingStart (index LimitingState).
+	Limiting      Constraint `json:"limiting"`
+	LimitingState int        `json:"limiting_state"`
+	LimitingStart time.Time  `json:"limiting_start"`
+}
+
+// HostingCapacity returns the four hosting capacities at a bus (active up,
+// active down, reactive up, reactive down) over the given operating states.
+func (a *Analyser) HostingCapacity(states []*State, bus string, opt HostingOptions) ([]Capacity, error) {
+	var out []Capacity
+	for _, k := range []PowerKind{Active, Reactive} {
+		for _, d := range []Direction{Up, Down} {
+			c, err := a.Hosting(states, bus, k, d, opt)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Hosting returns the hosting capacity at a bus for one kind and direction.
+func (a *Analyser) Hosting(states []*State, bus string, kind PowerKind, dir Direction, opt HostingOptions) (Capacity, error) {
+	if len(states) == 0 {
+		return Capacity{}, errors.New("gridops: hosting capacity needs at least one operating state")
+	}
+	b, err := a.BusIndex(bus)
+	if err != nil {
+		return Capacity{}, err
+	}
+	if kind != Active && kind != Reactive {
+		return Capacity{}, fmt.Errorf("gridops: power kind %q: use active or reactive", kind)
+	}
+	if dir != Up && dir != Down {
+		return Capacity{}, fmt.Errorf("gridops: direction %q: use up or down", dir)
+	}
+	for _, s := range states {
+		if s.a != a {
+			return Capacity{}, errors.New("gridops: operating state is from another analyser")
+		}
+	}
+	opt = opt.withDefaults()
+	dp, dq := dir.sign(), 0.0
+	if kind == Reactive {
+		dp, dq = 0, dir.sign()
+	}
+	lin, l, err := a.limitAlong(states, b, dp, dq, opt.TolKW/1000, opt.MaxKW/1000)
+	if err != nil {
+		return Capacity{}, err
+	}
+	c := Capacity{Bus: bus, Kind: kind, Direction: dir, Unit: kind.Unit(), Tol: opt.TolKW,
+		Linear: round3(math.Min(lin, opt.MaxKW/1000) * 1000), Limit: round3(l.limit * 1000), Unlimited: l.unlimited}
+	if !l.unlimited {
+		c.Limiting, c.LimitingState, c.LimitingStart = l.limiting, states[l.state].Index, states[l.state].Start
+	}
+	return c, nil
+}
+
+// acLimit is an AC-confirmed limit along a direction, in MW of the
+// direction's (unit) vector.
+type acLimit struct {
+	limit     float64
+	unlimited bool
+	limiting  Constraint
+	state     int // index into the states slice
+}
+
+type acKey struct {
+	bus    int
+	dp, dq float64
+	tol    float64
+}
+
+// linearAlong is the first-order limit (MW along the unit direction
+// (dp, dq)) at bus b in one state, and the constraint that sets it (-1 if
+// none). Loadings are modelled as |L0 + rΔ| so that a flow driven through
+// zero turns back up; voltages linearly.
+func (s *State) linearAlong(b int, dp, dq float64) (float64, int, error) {
+	bs, err := s.sens(b)
+	if err != nil {
+		return 0, -1, err
+	}
+	best, bi := math.Inf(1), -1
+	for k, ci := range bs.idx {
+		i := int(ci)
+		r := bs.p[k]*dp + bs.q[k]*dq // excess change per MW along the direction
+		var t float64
+		if s.a.isLoading(i) {
+			l0 := s.loadingNow(i)
+			cap := s.a.lim.MaxLoadingPercent + s.allowed(i)
+			switch {
+			case r > 0:
+				t = (cap - l0) / r
+			case r < 0:
+				t = (cap + l0) / -r
+			default:
+				continue
+			}
+		} else {
+			if r <= 0 {
+				continue
+			}
+			t = (s.allowed(i) - s.g[i]) / r
+		}
+		if t < best {
+			best, bi = math.Max(t, 0), i
+		}
+	}
+	return best, bi, nil
+}
+
+// limitAlong finds the linear and the AC limit along a unit direction at
+// bus b over all states (MW): the states are tried in the order of their
+// linear limits; once one state has set a limit, every other state costs
+// one power flow at that limit unless it is tighter.
+func (a *Analyser) limitAlong(states []*State, b int, dp, dq, tol, max float64) (float64, acLimit, error) {
+	lins := make([]float64, len(states))
+	order := make([]int, len(states))
+	for k, s := range states {
+		l, _, err := s.linearAlong(b, dp, dq)
+		if err != nil {
+			return 0, acLimit{}, err
+		}
+		lins[k], order[k] = l, k
+	}
+	sort.SliceStable(order, func(i, j int) bool { return lins[order[i]] < lins[order[j]] })
+	res := acLimit{limit: max, unlimited: true}
+	for n, k := range order {
+		s := states[k]
+		var l acLimit
+		var err error
+		if n == 0 {
+			l, err = s.acAlong(b, dp, dq, lins[k], tol, max)
+		} else {
+			ok, _, _, e := s.acCheck([]int{b}, res.limit*dp, res.limit*dq)
+			if e != nil {
+				return 0, acLimit{}, e
+			}
+			if ok {
+				continue
+			}
+			l, err = s.acBisect(b, dp, dq, 0, res.limit, tol)
+		}
+		if err != nil {
+			return 0, acLimit{}, err
+		}
+		if l.unlimited {
+			continue
+		}
+		if res.unlimited || l.limit <= res.limit {
+			l.state = k
+			res = l
+		}
+	}
+	return lins[order[0]], res, nil
+}
+
+// acAlong searches the AC limit in one state starting from the linear
+// estimate hint.
+func (s *State) acAlong(b int, dp, dq, hint, tol, max float64) (acLimit, error) {
+	t := math.Min(math.Max(hint, tol), max)
+	lo := 0.0
+	for {
+		ok, _, _, err := s.acCheck([]int{b}, t*dp, t*dq)
+		if err != nil {
+			return acLimit{}, err
+		}
+		if !ok {
+			return s.acBisect(b, dp, dq, lo, t, tol)
+		}
+		if t >= max {
+			return acLimit{limit: max, unlimited: true}, nil
+		}
+		// The linearisation is usually optimistic; a feasible hint is
+		// close to the limit, so step out gently first.
+		lo, t = t, math.Min(math.Max(t*1.25, t+tol), max)
+	}
+}
+
+// acBisect narrows [lo, hi] (lo within limits, hi not) to tol by
+// bisection and confirms that lo+tol breaks a limit, which it names.
+func (s *State) acBisect(b int, dp, dq, lo, hi, tol float64) (acLimit, error) {
+	for round := 0; round < 8; round++ {
+		for hi-lo > tol {
+			mid := lo + (hi-lo)/2
+			ok, _, _, err := s.acCheck([]int{b}, mid*dp, mid*dq)
+			if err != nil {
+				return acLimit{}, err
+			}
+			if ok {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		ok, c, _, err := s.acCheck([]int{b}, (lo+tol)*dp, (lo+tol)*dq)
+		if err != nil {
+			return acLimit{}, err
+		}
+		if !ok {
+			return acLimit{limit: lo, limiting: c}, nil
+		}
+		// Not monotone here (rare): keep searching above lo+tol.
+		lo = lo + tol
+		hi = lo + 2*tol
+		for n := 0; ; n++ {
+			ok, _, _, err := s.acCheck([]int{b}, hi*dp, hi*dq)
+			if err != nil {
+				return acLimit{}, err
+			}
+			if !ok {
+				break
+			}
+			if n == 30 {
+				return acLimit{limit: hi, unlimited: true}, nil
+			}
+			lo, hi = hi, hi*2
+		}
+	}
+	return acLimit{}, fmt.Errorf("gridops: AC limit search at bus %q did not settle", s.a.m.Network().Buses[b].ID)
+}
