@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ type Analyser struct {
 	vmin, vmax []float64 // per bus
 	c          cons
 	busIdx     map[string]int
+	area       []int // per bus, see areas
+	consArea   []int // per constraint
 }
 
 // New prepares an analyser of the compiled grid m under the limits lim
@@ -45,6 +48,8 @@ func New(m *powerflow.Model, lim Limits, opt powerflow.Options) (*Analyser, erro
 			a.vmax[i] = b.VMaxPU
 		}
 	}
+	a.area = areas(a)
+	a.consArea = constraintAreas(a, a.area)
 	return a, nil
 }
 
@@ -236,3 +241,117 @@ func (s *State) acCheckPQ(p, q []float64) (ok bool, worst Constraint, r *powerfl
 	}
 	return false, s.a.c.constraint(s.a, wi), r, nil
 }
+
+// prefetch computes the sensitivities of the given buses on all cores.
+func (s *State) prefetch(buses []int) error {
+	if _, err := s.linearization(); err != nil {
+		return err
+	}
+	work := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if _, err := s.sens(b); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, b := range buses {
+		work <- b
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// areas splits the grid at its slack buses: buses in different areas do
+// not affect each other's voltages or flows (each slack holds its
+// voltage). area[b] is -1 for a bus on a slack node.
+func areas(a *Analyser) []int {
+	net := a.m.Network()
+	idx := a.busIdx
+	parent := make([]int, len(net.Buses))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(x, y int) { parent[find(x)] = find(y) }
+	for _, s := range net.Switches {
+		if s.Element == "" && s.Closed {
+			union(idx[s.BusA], idx[s.BusB])
+		}
+	}
+	slack := map[int]bool{}
+	for _, s := range net.Slacks {
+		slack[find(idx[s.Bus])] = true
+	}
+	open := net.OpenBranches()
+	join := func(x, y int) {
+		if !slack[find(x)] && !slack[find(y)] {
+			union(x, y)
+		}
+	}
+	for _, l := range net.Lines {
+		if !open["line:"+l.ID] {
+			join(idx[l.FromBus], idx[l.ToBus])
+		}
+	}
+	for _, t := range net.Trafos {
+		if !open["trafo:"+t.ID] {
+			join(idx[t.HVBus], idx[t.LVBus])
+		}
+	}
+	out := make([]int, len(net.Buses))
+	for i := range out {
+		out[i] = find(i)
+		if slack[out[i]] {
+			out[i] = -1
+		}
+	}
+	return out
+}
+
+// constraintAreas returns the area of each constraint's element (a branch
+// takes the area of an end not on a slack node).
+func constraintAreas(a *Analyser, area []int) []int {
+	net := a.m.Network()
+	c := a.c
+	out := make([]int, c.n())
+	for i := 0; i < c.nb; i++ {
+		out[i], out[c.nb+i] = area[i], area[i]
+	}
+	end := func(x, y string) int {
+		if ar := area[a.busIdx[x]]; ar >= 0 {
+			return ar
+		}
+		return area[a.busIdx[y]]
+	}
+	for i, l := range net.Lines {
+		out[2*c.nb+i] = end(l.FromBus, l.ToBus)
+	}
+	for i, t := range net.Trafos {
+		out[2*c.nb+c.nl+i] = end(t.LVBus, t.HVBus)
+	}
+	return out
+}
+

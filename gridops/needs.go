@@ -194,7 +194,22 @@ func (a *Analyser) needsAt(s *State, cand []int, opt NeedOptions) ([]IntervalNee
 	for _, i := range viol {
 		isViol[i] = true
 	}
-	// Effects of every candidate on every violated constraint.
+	// Effects of every candidate on every violated constraint; only
+	// candidates in an area with a violation can have any.
+	hot := map[int]bool{}
+	for _, i := range viol {
+		hot[a.consArea[i]] = true
+	}
+	var near []int
+	for _, b := range cand {
+		if hot[a.area[b]] {
+			near = append(near, b)
+		}
+	}
+	cand = near
+	if err := s.prefetch(cand); err != nil {
+		return nil, err
+	}
 	eff := map[int][]effect{}
 	for _, b := range cand {
 		bs, err := s.sens(b)
