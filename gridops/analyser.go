@@ -354,4 +354,3 @@ func constraintAreas(a *Analyser, area []int) []int {
 	}
 	return out
 }
-
