@@ -73,6 +73,7 @@ func (a *Analyser) BusIndex(id string) (int, error) {
 // sensitivities. Safe for concurrent use.
 type State struct {
 	Index      int       // position in its day (0 for a single state)
+	Case       string    // study case name, for states built from study cases
 	Start      time.Time // interval start, UTC
 	End        time.Time
 	PMW, QMvar []float64 // net injection per bus (generation positive)

@@ -31,6 +31,7 @@ type SimBenchProfiles struct {
 	Times     []time.Time
 	loadProf  map[string]string // load ID -> profile name
 	genProf   map[string]string
+	genType   map[string]string // generator ID -> RES type (PV, Wind, ...)
 	loadCols  map[string][]float64 // "<profile>_pload"/"_qload" -> values
 	resCols   map[string][]float64
 	dayOffset map[time.Time]int
@@ -38,7 +39,7 @@ type SimBenchProfiles struct {
 
 // ReadSimBenchProfiles reads the profiles of one SimBench grid folder.
 func ReadSimBenchProfiles(fsys fs.FS) (*SimBenchProfiles, error) {
-	sp := &SimBenchProfiles{loadProf: map[string]string{}, genProf: map[string]string{}, dayOffset: map[time.Time]int{}}
+	sp := &SimBenchProfiles{loadProf: map[string]string{}, genProf: map[string]string{}, genType: map[string]string{}, dayOffset: map[time.Time]int{}}
 	for _, t := range []struct {
 		file string
 		dst  map[string]string
@@ -51,8 +52,12 @@ func ReadSimBenchProfiles(fsys fs.FS) (*SimBenchProfiles, error) {
 		if id < 0 || pr < 0 {
 			return nil, fmt.Errorf("gridops: %s has no id or profile column", t.file)
 		}
+		ty := col(head, "type")
 		for _, r := range rows {
 			t.dst[r[id]] = r[pr]
+			if t.file == "RES.csv" && ty >= 0 {
+				sp.genType[r[id]] = r[ty]
+			}
 		}
 	}
 	var err error
@@ -488,4 +493,54 @@ func (sc HouseholdScenario) Forecast(net *grid.Network) (Forecast, error) {
 		}
 	}
 	return f, nil
+}
+
+// StudyCaseStates builds one operating state per SimBench study case
+// (StudyCases.csv): loads times pload/qload, PV generators times PV_p,
+// wind times Wind_p, other RES times RES_p, the slacks at Slack_vm. Each
+// case is its own compiled model (the slack voltage differs), so the
+// states come with their own analysers; HostingCapacity accepts them
+// together.
+func (sp *SimBenchProfiles) StudyCaseStates(net *grid.Network, cases []grid.StudyCase, lim Limits, opt powerflow.Options) ([]*State, error) {
+	var out []*State
+	for k, c := range cases {
+		n := *net
+		n.Loads = append([]grid.Load(nil), net.Loads...)
+		n.Gens = append([]grid.StaticGen(nil), net.Gens...)
+		n.Slacks = append([]grid.Slack(nil), net.Slacks...)
+		for i := range n.Loads {
+			n.Loads[i].PMW *= c.PLoad
+			n.Loads[i].QMvar *= c.QLoad
+		}
+		for i := range n.Gens {
+			f := c.RESP
+			switch strings.ToLower(sp.genType[n.Gens[i].ID]) {
+			case "pv":
+				f = c.PVP
+			case "wind":
+				f = c.WindP
+			}
+			n.Gens[i].PMW *= f
+			n.Gens[i].QMvar *= f
+		}
+		for i := range n.Slacks {
+			n.Slacks[i].VmPU = c.SlackVmPU
+		}
+		m, err := powerflow.Compile(&n)
+		if err != nil {
+			return nil, fmt.Errorf("gridops: study case %s: %w", c.Name, err)
+		}
+		a, err := New(m, lim, opt)
+		if err != nil {
+			return nil, err
+		}
+		p, q := m.BaseInjections()
+		s, err := a.NewState(time.Time{}, time.Time{}, p, q)
+		if err != nil {
+			return nil, fmt.Errorf("gridops: study case %s: %w", c.Name, err)
+		}
+		s.Index, s.Case = k, c.Name
+		out = append(out, s)
+	}
+	return out, nil
 }

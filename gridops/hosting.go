@@ -82,6 +82,7 @@ type Capacity struct {
 	Limiting      Constraint `json:"limiting"`
 	LimitingState int        `json:"limiting_state"`
 	LimitingStart time.Time  `json:"limiting_start"`
+	LimitingCase  string     `json:"limiting_case,omitempty"` // study case name, if the states are study cases
 }
 
 // HostingCapacity returns the four hosting capacities at a bus (active up,
@@ -116,8 +117,8 @@ func (a *Analyser) Hosting(states []*State, bus string, kind PowerKind, dir Dire
 		return Capacity{}, fmt.Errorf("gridops: direction %q: use up or down", dir)
 	}
 	for _, s := range states {
-		if s.a != a {
-			return Capacity{}, errors.New("gridops: operating state is from another analyser")
+		if s.a != a && len(s.PMW) != len(a.m.Network().Buses) {
+			return Capacity{}, errors.New("gridops: operating state is from another grid")
 		}
 	}
 	opt = opt.withDefaults()
@@ -132,7 +133,7 @@ func (a *Analyser) Hosting(states []*State, bus string, kind PowerKind, dir Dire
 	c := Capacity{Bus: bus, Kind: kind, Direction: dir, Unit: kind.Unit(), Tol: opt.TolKW,
 		Linear: round3(math.Min(lin, opt.MaxKW/1000) * 1000), Limit: round3(l.limit * 1000), Unlimited: l.unlimited}
 	if !l.unlimited {
-		c.Limiting, c.LimitingState, c.LimitingStart = l.limiting, states[l.state].Index, states[l.state].Start
+		c.Limiting, c.LimitingState, c.LimitingStart, c.LimitingCase = l.limiting, states[l.state].Index, states[l.state].Start, states[l.state].Case
 	}
 	return c, nil
 }
@@ -154,8 +155,8 @@ type acKey struct {
 
 // linearAlong is the first-order limit (MW along the unit direction
 // (dp, dq)) at bus b in one state, and the constraint that sets it (-1 if
-// none). Loadings are modelled as |L0 + rΔ| so that a flow driven through
-// zero turns back up; voltages linearly.
+// none). Voltages are linear in the change; loadings follow the circle
+// model below.
 func (s *State) linearAlong(b int, dp, dq float64) (float64, int, error) {
 	bs, err := s.sens(b)
 	if err != nil {
@@ -167,16 +168,21 @@ func (s *State) linearAlong(b int, dp, dq float64) (float64, int, error) {
 		r := bs.p[k]*dp + bs.q[k]*dq // excess change per MW along the direction
 		var t float64
 		if s.a.isLoading(i) {
+			// Circle model: on the path between the bus and its slack a
+			// unit of P or Q injection moves the branch's complex power by
+			// one unit in P or Q; in loading units that is a vector of
+			// length c = |(dL/dP, dL/dQ)| whose projection on the present
+			// flow is r. So L(Δ)² = (L0 + rΔ)² + (kΔ)², k² = c² - r²,
+			// which turns back up when a flow is driven through zero and
+			// grows when a reactive change meets an active flow.
 			l0 := s.loadingNow(i)
 			cap := s.a.lim.MaxLoadingPercent + s.allowed(i)
-			switch {
-			case r > 0:
-				t = (cap - l0) / r
-			case r < 0:
-				t = (cap + l0) / -r
-			default:
+			c2 := bs.p[k]*bs.p[k] + bs.q[k]*bs.q[k]
+			if c2 == 0 {
 				continue
 			}
+			disc := l0*l0*r*r - c2*(l0*l0-cap*cap)
+			t = (-l0*r + math.Sqrt(math.Max(disc, 0))) / c2
 		} else {
 			if r <= 0 {
 				continue
