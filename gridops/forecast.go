@@ -31,7 +31,7 @@ type SimBenchProfiles struct {
 	Times     []time.Time
 	loadProf  map[string]string // load ID -> profile name
 	genProf   map[string]string
-	genType   map[string]string // generator ID -> RES type (PV, Wind, ...)
+	genType   map[string]string    // generator ID -> RES type (PV, Wind, ...)
 	loadCols  map[string][]float64 // "<profile>_pload"/"_qload" -> values
 	resCols   map[string][]float64
 	dayOffset map[time.Time]int
