@@ -33,6 +33,11 @@ type Verdict struct {
 	// of the limit, on the safe side), zero for red.
 	AllowedPKW   float64 `json:"allowed_p_kw"`
 	AllowedQKvar float64 `json:"allowed_q_kvar"`
+	// LimitKW is the AC-confirmed limit along the request's direction
+	// (kW for a pure P request, the length of the (kW, kvar) vector
+	// otherwise) when Method is "ac"; red means it is below
+	// TrafficOptions.TolKW.
+	LimitKW float64 `json:"limit_kw,omitempty"`
 	// Limiting is the constraint that caps an amber or red request.
 	Limiting *Constraint `json:"limiting,omitempty"`
 	// Method is "linear" when the linear screen decided (a green far from
@@ -100,6 +105,7 @@ func (s *State) Verdict(req Request, opt TrafficOptions) (Verdict, error) {
 		return Verdict{}, err
 	}
 	v.Method = "ac"
+	v.LimitKW = round3(l.limit * 1000)
 	tol := opt.TolKW / 1000
 	switch {
 	case l.unlimited || mag <= l.limit:
