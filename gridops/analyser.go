@@ -355,3 +355,36 @@ func constraintAreas(a *Analyser, area []int) []int {
 	}
 	return out
 }
+
+// marginNow is every constraint's margin in the state itself (g - allowed).
+func (s *State) marginNow() []float64 {
+	m := make([]float64, len(s.g))
+	for i, g := range s.g {
+		m[i] = g - s.allowed(i)
+	}
+	return m
+}
+
+// index is the position of a constraint (-1 for NoSolution).
+func (a *Analyser) index(c Constraint) int {
+	net := a.m.Network()
+	switch c.Kind {
+	case UnderVoltage:
+		return a.busIdx[c.Element]
+	case OverVoltage:
+		return a.c.nb + a.busIdx[c.Element]
+	case LineLoading:
+		for i, l := range net.Lines {
+			if l.ID == c.Element {
+				return 2*a.c.nb + i
+			}
+		}
+	case TrafoLoading:
+		for i, t := range net.Trafos {
+			if t.ID == c.Element {
+				return 2*a.c.nb + a.c.nl + i
+			}
+		}
+	}
+	return -1
+}

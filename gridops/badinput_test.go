@@ -69,7 +69,7 @@ func TestDayBadInput(t *testing.T) {
 func TestProfileReadersBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
-		read       func(string) error
+		read           func(string) error
 	}{
 		{"sgsc header", "id,when,kwh\n1,2013-01-01 00:00:00,0.1\n", "lacks customer_id", sgsc},
 		{"sgsc number", "customer_id,reading_datetime,general_supply_kwh\n1,2013-01-01 00:00:00,0,1\n", "line 2", sgsc},

@@ -242,67 +242,123 @@ func (a *Analyser) limitAlong(states []*State, b int, dp, dq, tol, max float64) 
 	return lins[order[0]], res, nil
 }
 
-// acAlong searches the AC limit in one state starting from the linear
-// estimate hint.
+// probe is one AC power flow with t MW along (dp, dq) at bus b: whether
+// all limits hold, the worst constraint otherwise (index -1 for no
+// solution) and every constraint's margin beyond what is allowed.
+type probe struct {
+	ok bool
+	ci int
+	c  Constraint
+	m  []float64 // g - allowed per constraint; nil without a solution
+}
+
+func (s *State) probe(b int, dp, dq, t float64) (probe, error) {
+	ok, c, r, err := s.acCheck([]int{b}, t*dp, t*dq)
+	if err != nil {
+		return probe{}, err
+	}
+	pr := probe{ok: ok, c: c, ci: -1}
+	if r == nil {
+		return pr, nil
+	}
+	pr.m = s.a.excesses(r)
+	for i := range pr.m {
+		pr.m[i] -= s.allowed(i)
+	}
+	if !ok {
+		pr.ci = s.a.index(c)
+	}
+	return pr, nil
+}
+
+// acAlong searches the AC limit in one state along a unit direction,
+// starting from the linear estimate hint: bracket it, then secant steps
+// on the breaking constraint's margin, each followed by a probe one
+// tolerance above the last feasible point, until the bracket is one
+// tolerance wide. Typically 3-5 power flows.
 func (s *State) acAlong(b int, dp, dq, hint, tol, max float64) (acLimit, error) {
 	t := math.Min(math.Max(hint, tol), max)
-	lo := 0.0
+	lo, mLo := 0.0, s.marginNow()
+	var hi probe
+	hiT := 0.0
 	for {
-		ok, _, _, err := s.acCheck([]int{b}, t*dp, t*dq)
+		pr, err := s.probe(b, dp, dq, t)
 		if err != nil {
 			return acLimit{}, err
 		}
-		if !ok {
-			return s.acBisect(b, dp, dq, lo, t, tol)
+		if !pr.ok {
+			hi, hiT = pr, t
+			break
 		}
 		if t >= max {
 			return acLimit{limit: max, unlimited: true}, nil
 		}
 		// The linearisation is usually optimistic; a feasible hint is
-		// close to the limit, so step out gently first.
-		lo, t = t, math.Min(math.Max(t*1.25, t+tol), max)
+		// close to the limit, so step out gently.
+		lo, mLo = t, pr.m
+		t = math.Min(math.Max(t*1.1, t+tol), max)
 	}
-}
-
-// acBisect narrows [lo, hi] (lo within limits, hi not) to tol by
-// bisection and confirms that lo+tol breaks a limit, which it names.
-func (s *State) acBisect(b int, dp, dq, lo, hi, tol float64) (acLimit, error) {
-	for round := 0; round < 8; round++ {
-		for hi-lo > tol {
-			mid := lo + (hi-lo)/2
-			ok, _, _, err := s.acCheck([]int{b}, mid*dp, mid*dq)
+	lastSecant := false
+	for it := 0; it < 100; it++ {
+		if hiT-lo <= tol*(1+1e-9) {
+			if hiT-lo >= tol*(1-1e-9) {
+				return acLimit{limit: lo, limiting: hi.c}, nil
+			}
+			// Name the element broken exactly one tolerance above lo.
+			pr, err := s.probe(b, dp, dq, lo+tol)
 			if err != nil {
 				return acLimit{}, err
 			}
-			if ok {
-				lo = mid
-			} else {
-				hi = mid
+			if !pr.ok {
+				return acLimit{limit: lo, limiting: pr.c}, nil
 			}
+			// Not monotone here (rare): look further up.
+			lo, mLo = lo+tol, pr.m
+			hi, hiT = probe{}, 0
+			for t := lo + tol; ; t = t*2 + tol {
+				if t >= max {
+					return acLimit{limit: max, unlimited: true}, nil
+				}
+				pr, err := s.probe(b, dp, dq, t)
+				if err != nil {
+					return acLimit{}, err
+				}
+				if !pr.ok {
+					hi, hiT = pr, t
+					break
+				}
+				lo, mLo = t, pr.m
+			}
+			continue
 		}
-		ok, c, _, err := s.acCheck([]int{b}, (lo+tol)*dp, (lo+tol)*dq)
+		var t float64
+		switch {
+		case lastSecant:
+			t = lo + tol*(1-1e-6)
+		case hi.ci >= 0 && mLo != nil && hi.m[hi.ci] > 0 && mLo[hi.ci] <= 0:
+			a, c := mLo[hi.ci], hi.m[hi.ci]
+			t = lo + (hiT-lo)*(-a)/(c-a) - tol/2
+		default:
+			t = lo + (hiT-lo)/2
+		}
+		t = math.Min(math.Max(t, lo+tol/8), hiT-tol/8)
+		pr, err := s.probe(b, dp, dq, t)
 		if err != nil {
 			return acLimit{}, err
 		}
-		if !ok {
-			return acLimit{limit: lo, limiting: c}, nil
-		}
-		// Not monotone here (rare): keep searching above lo+tol.
-		lo = lo + tol
-		hi = lo + 2*tol
-		for n := 0; ; n++ {
-			ok, _, _, err := s.acCheck([]int{b}, hi*dp, hi*dq)
-			if err != nil {
-				return acLimit{}, err
-			}
-			if !ok {
-				break
-			}
-			if n == 30 {
-				return acLimit{limit: hi, unlimited: true}, nil
-			}
-			lo, hi = hi, hi*2
+		if pr.ok {
+			lo, mLo = t, pr.m
+			lastSecant = !lastSecant
+		} else {
+			hi, hiT = pr, t
+			lastSecant = false
 		}
 	}
 	return acLimit{}, fmt.Errorf("gridops: AC limit search at bus %q did not settle", s.a.m.Network().Buses[b].ID)
+}
+
+// acBisect narrows [lo, hi] (lo within limits, hi not) to the limit; used
+// when another state already bounds the limit by hi.
+func (s *State) acBisect(b int, dp, dq, lo, hi, tol float64) (acLimit, error) {
+	return s.acAlong(b, dp, dq, hi, tol, hi*(1+1e-9)+tol)
 }
