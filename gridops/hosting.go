@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -361,4 +363,34 @@ func (s *State) acAlong(b int, dp, dq, hint, tol, max float64) (acLimit, error) 
 // when another state already bounds the limit by hi.
 func (s *State) acBisect(b int, dp, dq, lo, hi, tol float64) (acLimit, error) {
 	return s.acAlong(b, dp, dq, hi, tol, hi*(1+1e-9)+tol)
+}
+
+// HostingAll computes the hosting capacity of one kind and direction at
+// many buses, spread over all cores (buses are independent; each search
+// warm-starts from the states' own results).
+func (a *Analyser) HostingAll(states []*State, buses []string, kind PowerKind, dir Direction, opt HostingOptions) ([]Capacity, error) {
+	out := make([]Capacity, len(buses))
+	errs := make([]error, len(buses))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				out[k], errs[k] = a.Hosting(states, buses[k], kind, dir, opt)
+			}
+		}()
+	}
+	for k := range buses {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
