@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -74,17 +75,20 @@ type NeedInterval struct {
 // getting an equal share in the reference delivery the quantity is sized
 // for), to relieve Limiting.
 type Need struct {
-	Start     time.Time      `json:"start"`
-	End       time.Time      `json:"end"`
-	Kind      PowerKind      `json:"kind"`
-	Direction Direction      `json:"direction"`
-	Quantity  float64        `json:"quantity"`
-	Unit      string         `json:"unit"`
-	Buses     []NeedBus      `json:"buses"`
-	Limiting  Constraint     `json:"limiting"`
-	Worst     Violation      `json:"worst"` // the limiting element's worst violation over the intervals
-	Reason    string         `json:"reason"`
-	Resolved  bool           `json:"resolved"` // AC power flow confirms removal in every interval
+	Start     time.Time  `json:"start"`
+	End       time.Time  `json:"end"`
+	Kind      PowerKind  `json:"kind"`
+	Direction Direction  `json:"direction"`
+	Quantity  float64    `json:"quantity"`
+	Unit      string     `json:"unit"`
+	Buses     []NeedBus  `json:"buses"`
+	Limiting  Constraint `json:"limiting"`
+	Worst     Violation  `json:"worst"` // the limiting element's worst violation over the intervals
+	Reason    string     `json:"reason"`
+	Resolved  bool       `json:"resolved"` // AC power flow confirms removal in every interval
+	// Relieves lists every violated constraint the need answers for
+	// besides Limiting (other buses' voltages, overloaded branches).
+	Relieves  []Constraint   `json:"relieves,omitempty"`
 	Intervals []NeedInterval `json:"intervals"`
 }
 
@@ -98,6 +102,7 @@ type IntervalNeed struct {
 	Buses     []NeedBus
 	Limiting  Violation // the violation that sets the quantity (before the change)
 	Resolved  bool
+	Relieves  []Constraint // the other violated constraints it answers for
 
 	bus     []int
 	covered []int // constraints this need answers for
@@ -329,6 +334,13 @@ func (a *Analyser) needsAt(s *State, cand []int, opt NeedOptions) ([]IntervalNee
 	if err := a.sizeNeeds(s, needs, opt); err != nil {
 		return nil, err
 	}
+	for k := range needs {
+		for _, c := range needs[k].covered {
+			if c != needs[k].lim {
+				needs[k].Relieves = append(needs[k].Relieves, a.c.constraint(a, c))
+			}
+		}
+	}
 	for _, c := range unsolvable {
 		// No candidate moves this constraint at all: reported as a need
 		// with no buses, unresolved, so the DSO sees it.
@@ -472,6 +484,7 @@ func (a *Analyser) Needs(states []*State, opt NeedOptions, progress func(done, t
 			n.End = s.End
 			n.Buses = mergeBuses(n.Buses, in.Buses)
 			n.Resolved = n.Resolved && in.Resolved
+			n.Relieves = append(n.Relieves, in.Relieves...)
 			n.Intervals = append(n.Intervals, NeedInterval{Index: s.Index, Start: s.Start, Quantity: in.Quantity, Violation: in.Limiting, Resolved: in.Resolved})
 			if in.Quantity > n.Quantity {
 				n.Quantity = in.Quantity
@@ -489,6 +502,30 @@ func (a *Analyser) Needs(states []*State, opt NeedOptions, progress func(done, t
 	for k := range out {
 		n := &out[k]
 		n.Reason = fmt.Sprintf("%s %s–%s", n.Worst, n.Start.Format("15:04"), n.End.Format("15:04"))
+		seen := map[Constraint]bool{n.Limiting: true}
+		var rel []Constraint
+		var branches []string
+		volt := 0
+		for _, c := range n.Relieves {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			rel = append(rel, c)
+			if c.Kind == LineLoading || c.Kind == TrafoLoading {
+				branches = append(branches, c.String())
+			} else {
+				volt++
+			}
+		}
+		n.Relieves = rel
+		sort.Strings(branches)
+		if len(branches) > 0 {
+			n.Reason += "; also " + strings.Join(branches, ", ")
+		}
+		if volt > 0 {
+			n.Reason += fmt.Sprintf("; also %d other bus voltage(s)", volt)
+		}
 		if !n.Resolved {
 			n.Reason += " (not removable within the limits of this need)"
 		}
