@@ -409,7 +409,7 @@ func severity(v gridops.Violation) float64 {
 // daySVG draws the day: minimum and maximum voltage against the band,
 // the highest loading against its limit, and the needs as bars.
 func daySVG(rep gridReport) string {
-	const w, left, right, top = 960.0, 60.0, 20.0, 30.0
+	const w, left, right, top = 960.0, 60.0, 20.0, 50.0
 	const ph = 180.0 // panel height
 	n := len(rep.Intervals)
 	if n == 0 {
