@@ -115,7 +115,7 @@ func requests10k(s *State) []Request {
 	return out
 }
 
-func benchTraffic(b *testing.B, warm bool) {
+func benchTraffic(b *testing.B, warm, batch bool) {
 	s0 := eveningState(b)
 	reqs := requests10k(s0)
 	count := map[string]int{}
@@ -134,11 +134,22 @@ func benchTraffic(b *testing.B, warm bool) {
 			s = fresh(s0)
 		}
 		clear(count)
-		for _, r := range reqs {
-			v, err := s.Verdict(r, TrafficOptions{})
-			if err != nil {
+		var vs []Verdict
+		if batch {
+			var err error
+			if vs, err = s.Verdicts(reqs, TrafficOptions{}); err != nil {
 				b.Fatal(err)
 			}
+		} else {
+			for _, r := range reqs {
+				v, err := s.Verdict(r, TrafficOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				vs = append(vs, v)
+			}
+		}
+		for _, v := range vs {
 			count[string(v.Light)]++
 			count[v.Method]++
 		}
@@ -152,8 +163,11 @@ func benchTraffic(b *testing.B, warm bool) {
 // 10,000 traffic-light verdicts on a fresh state: includes the Jacobian
 // factorisation, the sensitivities of every bus asked about and the AC
 // searches near the limits.
-func BenchmarkTrafficLight10kSchutterwald(b *testing.B) { benchTraffic(b, false) }
+func BenchmarkTrafficLight10kSchutterwald(b *testing.B) { benchTraffic(b, false, false) }
+
+// The same 10,000 through State.Verdicts (all cores).
+func BenchmarkTrafficLight10kBatchSchutterwald(b *testing.B) { benchTraffic(b, false, true) }
 
 // The same 10,000 verdicts again on the warmed state (sensitivities and AC
 // limits cached): the cost of a verdict once the interval is prepared.
-func BenchmarkTrafficLight10kWarmSchutterwald(b *testing.B) { benchTraffic(b, true) }
+func BenchmarkTrafficLight10kWarmSchutterwald(b *testing.B) { benchTraffic(b, true, false) }

@@ -470,8 +470,13 @@ func (a *Analyser) Needs(states []*State, opt NeedOptions, progress func(done, t
 		next := map[int]bool{}
 		for _, in := range ins {
 			ni := -1
+			var keys []int
 			for j := range open {
-				if out[j].Kind == in.Kind && out[j].Direction == in.Direction && out[j].End.Equal(s.Start) && overlap(out[j].Buses, in.Buses) {
+				keys = append(keys, j)
+			}
+			sort.Ints(keys) // deterministic: the earliest opened need first
+			for _, j := range keys {
+				if !next[j] && out[j].Kind == in.Kind && out[j].Direction == in.Direction && out[j].End.Equal(s.Start) && overlap(out[j].Buses, in.Buses) {
 					ni = j
 					break
 				}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"time"
 )
 
 // Light is the traffic-light colour of a requested change.
@@ -144,4 +147,75 @@ func (s *State) acLimitCached(b int, dp, dq, lin float64, opt TrafficOptions) (a
 	s.ac[key] = l
 	s.mu.Unlock()
 	return l, nil
+}
+
+// VerdictOver decides a request that spans several intervals (a bid or an
+// activation order over hours): the verdict of each interval's state, and
+// the one that binds (red before amber before green; among ambers the
+// smallest allowed quantity).
+func VerdictOver(states []*State, req Request, opt TrafficOptions) (binding Verdict, per []Verdict, err error) {
+	if len(states) == 0 {
+		return Verdict{}, nil, errors.New("gridops: a verdict needs at least one interval's state")
+	}
+	rank := map[Light]int{Green: 0, Amber: 1, Red: 2}
+	for k, s := range states {
+		v, err := s.Verdict(req, opt)
+		if err != nil {
+			return Verdict{}, nil, fmt.Errorf("gridops: interval %s: %w", s.Start.Format(time.RFC3339), err)
+		}
+		per = append(per, v)
+		switch {
+		case k == 0, rank[v.Light] > rank[binding.Light]:
+			binding = v
+		case v.Light == Amber && binding.Light == Amber &&
+			math.Hypot(v.AllowedPKW, v.AllowedQKvar) < math.Hypot(binding.AllowedPKW, binding.AllowedQKvar):
+			binding = v
+		}
+	}
+	return binding, per, nil
+}
+
+// Verdicts decides many requests in this state on all cores: the
+// sensitivities of the distinct buses first, then the verdicts. The
+// result is in the order of the requests; the first error stops it.
+func (s *State) Verdicts(reqs []Request, opt TrafficOptions) ([]Verdict, error) {
+	seen := map[string]bool{}
+	var buses []int
+	for _, r := range reqs {
+		if !seen[r.Bus] {
+			seen[r.Bus] = true
+			b, err := s.a.BusIndex(r.Bus)
+			if err != nil {
+				return nil, err
+			}
+			buses = append(buses, b)
+		}
+	}
+	if err := s.prefetch(buses); err != nil {
+		return nil, err
+	}
+	out := make([]Verdict, len(reqs))
+	errs := make([]error, len(reqs))
+	work := make(chan int, 64)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				out[k], errs[k] = s.Verdict(reqs[k], opt)
+			}
+		}()
+	}
+	for k := range reqs {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

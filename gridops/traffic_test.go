@@ -181,3 +181,52 @@ func TestTrafficLightBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Over a day, the binding verdict is the worst interval's: on the rural
+// grid with PV ×3, 20 kW more generation at a PV bus is red at noon (the
+// transformer is already overloaded by reverse flow) and green at night.
+func TestVerdictOverIntervals(t *testing.T) {
+	_, states := rural1Day(t)
+	req := Request{Bus: "LV1.101 Bus 11", PKW: 20}
+	v, per, err := VerdictOver(states, req, TrafficOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(per) != len(states) || v.Light != Red || v.Limiting == nil || v.Limiting.Kind != TrafoLoading {
+		t.Fatalf("binding %+v", v)
+	}
+	if per[8].Light != Green || per[52].Light != Red {
+		t.Errorf("02:00 %s, 13:00 %s", per[8].Light, per[52].Light)
+	}
+	if _, _, err := VerdictOver(nil, req, TrafficOptions{}); err == nil {
+		t.Error("no states accepted")
+	}
+}
+
+// State.Verdicts on all cores gives the verdicts one by one would, in the
+// requests' order; an unknown bus stops it.
+func TestVerdictsBatchEqualsOneByOne(t *testing.T) {
+	_, st := schutterwaldDay(t)
+	reqs := requests10k(st[72])[:400]
+	batch, err := fresh(st[72]).Verdicts(reqs, TrafficOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fresh(st[72])
+	lights := map[Light]int{}
+	for k, r := range reqs {
+		v, err := s.Verdict(r, TrafficOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lights[v.Light]++
+		b := batch[k]
+		if b.Light != v.Light || b.AllowedPKW != v.AllowedPKW || b.AllowedQKvar != v.AllowedQKvar || b.Request != r {
+			t.Errorf("request %d %+v: batch %+v, one by one %+v", k, r, b, v)
+		}
+	}
+	t.Logf("%v", lights)
+	if _, err := s.Verdicts([]Request{{Bus: "x", PKW: 1}}, TrafficOptions{}); err == nil {
+		t.Error("unknown bus accepted")
+	}
+}
