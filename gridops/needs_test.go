@@ -101,37 +101,41 @@ func TestNeedsRemoveViolationsUnderACPowerFlow(t *testing.T) {
 // overlap their own intervals, and the grouped quantity is the largest of
 // its intervals.
 func TestNeedsGroupContiguousIntervals(t *testing.T) {
-	a, states := rural1Day(t)
-	needs, err := a.Needs(states, NeedOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	covered := map[int]bool{}
-	for _, n := range needs {
-		max := 0.0
-		for k, iv := range n.Intervals {
-			covered[iv.Index] = true
-			if k > 0 && iv.Index != n.Intervals[k-1].Index+1 {
-				t.Errorf("need %s has a gap at interval %d", n.Reason, iv.Index)
+	for name, day := range map[string]func(testing.TB) (*Analyser, []*State){"1-LV-rural1 PV ×3": rural1Day, "lv_schutterwald": schutterwaldDay} {
+		t.Run(name, func(t *testing.T) {
+			a, states := day(t)
+			needs, err := a.Needs(states, NeedOptions{}, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			max = maxf(max, iv.Quantity)
-		}
-		if n.Quantity != max || !n.Start.Equal(n.Intervals[0].Start) || !n.End.Equal(n.Intervals[len(n.Intervals)-1].Start.Add(Quarter)) {
-			t.Errorf("need %+v: quantity/period do not match its intervals", n)
-		}
-		if n.Reason == "" || n.Limiting.Element == "" {
-			t.Errorf("need without reason or limiting element: %+v", n)
-		}
+			covered := map[int]bool{}
+			for _, n := range needs {
+				max := 0.0
+				for k, iv := range n.Intervals {
+					covered[iv.Index] = true
+					if k > 0 && iv.Index != n.Intervals[k-1].Index+1 {
+						t.Errorf("need %s has a gap or a repeat at interval %d", n.Reason, iv.Index)
+					}
+					max = maxf(max, iv.Quantity)
+				}
+				if n.Quantity != max || !n.Start.Equal(n.Intervals[0].Start) || !n.End.Equal(n.Intervals[len(n.Intervals)-1].Start.Add(Quarter)) {
+					t.Errorf("need %+v: quantity/period do not match its intervals", n)
+				}
+				if n.Reason == "" || n.Limiting.Element == "" || !n.Resolved {
+					t.Errorf("need without reason or limiting element, or unresolved: %+v", n)
+				}
+			}
+			for _, s := range states {
+				if (len(s.Violations()) > 0) != covered[s.Index] {
+					t.Errorf("interval %s: %d violations, in a need: %v", s.Start.Format("15:04"), len(s.Violations()), covered[s.Index])
+				}
+			}
+			if len(needs) == 0 {
+				t.Fatal("no needs on a congested day")
+			}
+			t.Logf("%d needs, first: %s %.1f %s (%s)", len(needs), needs[0].Direction, needs[0].Quantity, needs[0].Unit, needs[0].Reason)
+		})
 	}
-	for _, s := range states {
-		if (len(s.Violations()) > 0) != covered[s.Index] {
-			t.Errorf("interval %s: %d violations, in a need: %v", s.Start.Format("15:04"), len(s.Violations()), covered[s.Index])
-		}
-	}
-	if len(needs) == 0 {
-		t.Fatal("no needs on a congested day")
-	}
-	t.Logf("%d needs, first: %s %.1f %s (%s)", len(needs), needs[0].Direction, needs[0].Quantity, needs[0].Unit, needs[0].Reason)
 }
 
 func maxf(a, b float64) float64 {
