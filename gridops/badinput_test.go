@@ -178,3 +178,38 @@ func TestSimBenchForecastUsesEachElementsProfile(t *testing.T) {
 		t.Error("negative scaling accepted")
 	}
 }
+
+// In aggregate mode (MV grids) every load peaks at its own P in the
+// households' mean peak interval and the grid's generators follow PV.
+func TestAggregateHouseholdForecast(t *testing.T) {
+	n := pandapower(t, "mv_oberrhein")
+	sc := defaultHouseholdScenario(t)
+	sc.Aggregate = true
+	f, err := sc.Forecast(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak, pk := 0.0, 0
+	for k := 0; k < QuarterHours; k++ {
+		m := 0.0
+		for _, h := range sc.HouseholdsKW {
+			m += h[k]
+		}
+		if m > peak {
+			peak, pk = m, k
+		}
+	}
+	idx := n.BusIndex()
+	want := make([]float64, len(n.Buses))
+	for _, l := range n.Loads {
+		want[idx[l.Bus]] -= l.PMW
+	}
+	for _, g := range n.Gens {
+		want[idx[g.Bus]] += g.PMW * sc.PVPerKWp[pk]
+	}
+	for b, w := range want {
+		if d := f.Intervals[pk].PMW[b] - w; d > 1e-12 || d < -1e-12 {
+			t.Fatalf("bus %s at the peak %d: %v MW, want %v", n.Buses[b].ID, pk, f.Intervals[pk].PMW[b], w)
+		}
+	}
+}

@@ -438,6 +438,12 @@ type HouseholdScenario struct {
 	// ExtraShare of the loads, on top of the household.
 	ExtraKW    []float64
 	ExtraShare float64
+	// Aggregate is for grids whose loads are many households each (MV):
+	// every load follows the mean of the household profiles scaled so
+	// that the day's peak is the load's own P, and the grid's own
+	// generators follow PVPerKWp times their P; PVShare, ExtraShare are
+	// not used.
+	Aggregate bool
 }
 
 // pick spreads a share evenly over the loads: load i is picked when
@@ -471,6 +477,9 @@ func (sc HouseholdScenario) Forecast(net *grid.Network) (Forecast, error) {
 	f := Forecast{Start: sc.Start.UTC(), Step: Quarter, Intervals: make([]powerflow.Interval, QuarterHours)}
 	for k := range f.Intervals {
 		f.Intervals[k] = powerflow.Interval{PMW: make([]float64, len(net.Buses)), QMvar: make([]float64, len(net.Buses))}
+	}
+	if sc.Aggregate {
+		return sc.aggregate(net, idx, f)
 	}
 	for i, l := range net.Loads {
 		b := idx[l.Bus]
@@ -543,4 +552,36 @@ func (sp *SimBenchProfiles) StudyCaseStates(net *grid.Network, cases []grid.Stud
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+func (sc HouseholdScenario) aggregate(net *grid.Network, idx map[string]int, f Forecast) (Forecast, error) {
+	shape := make([]float64, QuarterHours)
+	peak := 0.0
+	for k := range shape {
+		for _, h := range sc.HouseholdsKW {
+			shape[k] += h[k] / float64(len(sc.HouseholdsKW))
+		}
+		peak = math.Max(peak, shape[k])
+	}
+	if peak <= 0 {
+		return Forecast{}, fmt.Errorf("gridops: the household profiles have no consumption on %s", sc.Start.Format("2006-01-02"))
+	}
+	if len(net.Gens) > 0 && len(sc.PVPerKWp) != QuarterHours {
+		return Forecast{}, fmt.Errorf("gridops: PV profile has %d values, want %d", len(sc.PVPerKWp), QuarterHours)
+	}
+	for _, l := range net.Loads {
+		b := idx[l.Bus]
+		for k := range f.Intervals {
+			f.Intervals[k].PMW[b] -= l.PMW * shape[k] / peak
+			f.Intervals[k].QMvar[b] -= l.QMvar * shape[k] / peak
+		}
+	}
+	for _, g := range net.Gens {
+		b := idx[g.Bus]
+		for k := range f.Intervals {
+			f.Intervals[k].PMW[b] += g.PMW * sc.PVPerKWp[k]
+			f.Intervals[k].QMvar[b] += g.QMvar * sc.PVPerKWp[k]
+		}
+	}
+	return f, nil
 }

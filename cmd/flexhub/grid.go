@@ -48,12 +48,13 @@ func gridCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	data := filepath.Join("..", "shared", "data")
 	gridPath := fs.String("grid", filepath.Join(data, "grids", "simbench", "1-LV-rural1--0-no_sw"), "SimBench folder or pandapower JSON file")
 	dayFlag := fs.String("day", "", "forecast day YYYY-MM-DD (default: SimBench: the day with the largest noon export; households: the day with the largest evening consumption)")
-	loadScale := fs.Float64("load-scale", 1, "SimBench: factor on every load (a penetration scenario)")
-	genScale := fs.Float64("gen-scale", 1, "SimBench: factor on every generator (e.g. 3 for three times today's PV)")
+	loadScale := fs.Float64("load-scale", 1, "factor on every load (a penetration scenario)")
+	genScale := fs.Float64("gen-scale", 1, "factor on every generator or PV (e.g. 3 for three times today's PV)")
 	households := fs.String("households", filepath.Join(data, "meter", "sgsc_25_households_halfhourly.csv.gz"), "pandapower grids: SGSC half-hourly household file (.csv or .csv.gz)")
 	pvFile := fs.String("pv", filepath.Join(data, "meter", "ausgrid_solar_home_customer12_2011-2012.csv"), "pandapower grids: Ausgrid solar home file (PV profile)")
 	pvShare := fs.Float64("pv-share", 0.3, "pandapower grids: share of loads with PV")
 	pvKWp := fs.Float64("pv-kwp", 5, "pandapower grids: PV size per household, kWp")
+	aggregate := fs.Bool("aggregate", false, "pandapower grids whose loads are many households each (MV): every load follows the households' mean profile scaled to its own P at the day's peak, the grid's generators the PV profile")
 	vmin := fs.Float64("vmin", 0.9, "voltage band lower limit, p.u., for buses without their own band")
 	vmax := fs.Float64("vmax", 1.1, "voltage band upper limit, p.u., for buses without their own band")
 	override := fs.Bool("override-bands", false, "apply --vmin/--vmax to every bus, also those with their own band")
@@ -98,7 +99,7 @@ func gridCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	lim := gridops.Limits{VMinPU: *vmin, VMaxPU: *vmax, OverrideBusBands: *override, MaxLoadingPercent: *maxLoading}
 	progress("reading %s", *gridPath)
 	in, err := loadGridInput(*gridPath, day, gridops.Scaling{Load: *loadScale, Gen: *genScale},
-		*households, *pvFile, *pvShare, *pvKWp, lim)
+		*households, *pvFile, *pvShare, *pvKWp, *aggregate, lim)
 	if err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ type gridInput struct {
 	cases    []*gridops.State // SimBench study cases, if any
 }
 
-func loadGridInput(path string, day time.Time, sc gridops.Scaling, households, pvFile string, pvShare, pvKWp float64, lim gridops.Limits) (*gridInput, error) {
+func loadGridInput(path string, day time.Time, sc gridops.Scaling, households, pvFile string, pvShare, pvKWp float64, aggregate bool, lim gridops.Limits) (*gridInput, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("--grid: %v", err)}
@@ -254,9 +255,12 @@ func loadGridInput(path string, day time.Time, sc gridops.Scaling, households, p
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	sc2 := gridops.HouseholdScenario{Start: day, HouseholdsKW: kw, PVShare: pvShare, PVKWp: pvKWp}
+	sc2 := gridops.HouseholdScenario{Start: day, HouseholdsKW: kw, PVShare: pvShare, PVKWp: pvKWp, Aggregate: aggregate}
 	src := fmt.Sprintf("%d SGSC households (%s), held to 15 min", len(kw), filepath.Base(households))
-	if pvShare > 0 {
+	if aggregate {
+		src = fmt.Sprintf("the mean of %d SGSC households (%s) scaled to each load's P at the day's peak, held to 15 min", len(kw), filepath.Base(households))
+	}
+	if pvShare > 0 || (aggregate && len(net.Gens) > 0) {
 		pf, err := os.Open(pvFile)
 		if err != nil {
 			return nil, err
@@ -273,7 +277,25 @@ func loadGridInput(path string, day time.Time, sc gridops.Scaling, households, p
 		if sc2.PVPerKWp, err = sh.DayPerKWp(pd); err != nil {
 			return nil, err
 		}
-		src += fmt.Sprintf("; PV %g kWp on %.0f %% of loads (Ausgrid solar home, %s)", pvKWp, 100*pvShare, pd.Format("2006-01-02"))
+		if aggregate {
+			src += fmt.Sprintf("; the grid's %d generators follow PV (Ausgrid solar home, %s, per peak)", len(net.Gens), pd.Format("2006-01-02"))
+		} else {
+			src += fmt.Sprintf("; PV %g kWp on %.0f %% of loads (Ausgrid solar home, %s)", pvKWp, 100*pvShare, pd.Format("2006-01-02"))
+		}
+	}
+	if sc.Load < 0 || sc.Gen < 0 {
+		return nil, usageError{fmt.Sprintf("negative scaling (load %v, generation %v)", sc.Load, sc.Gen)}
+	}
+	for _, h := range sc2.HouseholdsKW {
+		for k := range h {
+			h[k] *= nz(sc.Load)
+		}
+	}
+	for k := range sc2.PVPerKWp {
+		sc2.PVPerKWp[k] *= nz(sc.Gen)
+	}
+	if nz(sc.Load) != 1 || nz(sc.Gen) != 1 {
+		src += fmt.Sprintf("; loads ×%g, PV ×%g", nz(sc.Load), nz(sc.Gen))
 	}
 	fc, err := sc2.Forecast(net)
 	if err != nil {
