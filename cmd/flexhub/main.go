@@ -59,6 +59,7 @@ Usage:
   flexhub demo [flags]      one market day on the demo register: market, activations, live monitoring (--json for machines)
   flexhub sim [flags]       simulated FSP systems over MQTT
   flexhub baseline evaluate FILE   compare baseline methods on real meter data
+  flexhub grid analyse [flags]     a forecast day on a grid: violations, flexibility needs, hosting capacity
   flexhub audit verify      check the audit trail's hash chain
   flexhub keygen            print a fresh API key (for FLEXHUB_ADMIN_KEY)
   flexhub version           print the version
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return marketDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "sim": // simulated FSPs and resources (cmd/flexhub/sim.go)
 		return simulate(ctx, args[1:], getenv, stdout, stderr)
+	case "grid": // grid operations analysis (cmd/flexhub/grid.go)
+		return gridCmd(ctx, args[1:], stdout, stderr)
 	case "baseline": // baseline evaluation on meter data (cmd/flexhub/baseline.go)
 		return baselineCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
