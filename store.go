@@ -52,6 +52,7 @@ type Tx interface {
 	ConsentTx      // consent.go
 	OAuthTx        // oauth.go
 	GridModelTx    // gridmodel.go
+	GridForecastTx // gridforecast.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error

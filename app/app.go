@@ -37,6 +37,7 @@ type Service struct {
 	settleTrace func(phase string, took time.Duration)
 	anonK       int            // the fewest consumers an aggregate is published over; 0: DefaultAnonymityK (aggregate.go)
 	grids       gridModelCache // compiled grid model versions (gridmodel.go)
+	gstates     gridStates     // analysers and operating states (gridforecast.go)
 }
 
 // New returns a Service. log may be nil.

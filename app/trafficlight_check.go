@@ -3,17 +3,23 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/flexhub/flexhub"
+	"github.com/flexhub/flexhub/gridops"
 )
 
 // The traffic-light check of bids and activation orders
 // (docs/TRAFFIC_LIGHT.md). A resource's units whose connection point lies
 // in another party's distribution grid are checked against that DSO's
 // word for each interval: an active override covering the interval and
-// direction decides (the newest, when several do). The resource may then
+// direction decides (the newest, when several do); without one, the
+// DSO's grid model does — the verdict of gridops at the unit's bus in the
+// operating states of the interval (a forecast's, else the model's base
+// case); a unit whose grid area has no model, or whose connection point
+// it does not map, gets no light. The resource may then
 // move at most the sum over its units of what each may move: a checked
 // unit what its light allows (green: its share, amber: the limit, red:
 // nothing), any other unit its technical maximum in the direction. A
@@ -56,6 +62,7 @@ func (s *Service) checkTrafficLight(ctx context.Context, tx flexhub.Tx, buyer st
 	if err != nil {
 		return nil, err
 	}
+	refs := map[string]*flexhub.GridBusRef{} // unit → its bus in the current grid model (nil: none)
 	for i, a := range asks {
 		var total int64
 		for _, u := range units {
@@ -68,6 +75,12 @@ func (s *Service) checkTrafficLight(ctx context.Context, tx flexhub.Tx, buyer st
 				continue
 			}
 			l := overrideLight(u, overrides, direction, unit, a, share)
+			if l == nil {
+				var err error
+				if l, err = s.gridLight(ctx, tx, refs, u, direction, unit, a, share); err != nil {
+					return nil, err
+				}
+			}
 			if l == nil {
 				total += share // no word from the DSO for this interval
 				continue
@@ -145,4 +158,63 @@ func overrideLight(u *flexhub.Resource, overrides []*flexhub.TrafficLightOverrid
 // grid takes.
 func redError(field, what string, red []string) error {
 	return flexhub.RuleErrorf(flexhub.EInvalid, "traffic_light.red", field, "%s: the DSO's traffic light is red for %s", what, strings.Join(red, "; "))
+}
+
+// gridLight is the grid model's verdict on a unit's change over an ask,
+// nil when the unit's connection point is not in a grid model.
+func (s *Service) gridLight(ctx context.Context, tx flexhub.Tx, refs map[string]*flexhub.GridBusRef, u *flexhub.Resource, direction, unit string, a lightAsk, requested int64) (*flexhub.TrafficLight, error) {
+	if u.ConnectionPointID == "" || requested <= 0 {
+		return nil, nil
+	}
+	ref, known := refs[u.ID]
+	if !known {
+		var err error
+		ref, err = tx.ConnectionPointBus(ctx, u.ConnectionPointID)
+		if flexhub.ErrorKind(err) == flexhub.ENotFound {
+			ref, err = nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		refs[u.ID] = ref
+	}
+	if ref == nil {
+		return nil, nil
+	}
+	states, src, err := s.statesOver(ctx, tx, ref.GridModelID, a.start, a.end)
+	if err != nil {
+		return nil, err
+	}
+	sign := 1.0
+	if direction == "down" {
+		sign = -1
+	}
+	req := gridops.Request{Bus: ref.BusID}
+	if unit == "var" {
+		req.QKvar = sign * float64(requested) / 1000
+	} else {
+		req.PKW = sign * float64(requested) / 1000
+	}
+	v, _, err := gridops.VerdictOver(states, req, gridops.TrafficOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("traffic light of unit %s at bus %s of grid model %s: %w", u.ID, ref.BusID, ref.GridModelID, err)
+	}
+	l := &flexhub.TrafficLight{Start: a.start, End: a.end, ResourceID: u.ID, Color: string(v.Light), Requested: requested, Unit: unit, DSOID: u.DSOID,
+		Source: fmt.Sprintf("grid model %s version %d, bus %s, on %s", ref.GridModelID, ref.ModelVersion, ref.BusID, src)}
+	if v.Limiting != nil {
+		l.LimitingElement = v.Limiting.String()
+	}
+	switch v.Light {
+	case gridops.Red:
+		zero := int64(0)
+		l.Allowed = &zero
+	case gridops.Amber:
+		kw := math.Abs(v.AllowedPKW)
+		if unit == "var" {
+			kw = math.Abs(v.AllowedQKvar)
+		}
+		allowed := min(requested, int64(math.Floor(kw*1000))) // whole W, never above the AC limit
+		l.Allowed = &allowed
+	}
+	return l, nil
 }
