@@ -53,8 +53,8 @@ type GridForecast struct {
 	// tight and which limits it breaks, ahead of time.
 	States    []GridStateSummary `json:"states" readOnly:"true" doc:"per interval: the power flow's extremes and its violations"`
 	CreatedBy string             `json:"created_by" readOnly:"true"`
-	Version   int64     `json:"version" readOnly:"true"`
-	CreatedAt time.Time `json:"created_at" readOnly:"true"`
+	Version   int64              `json:"version" readOnly:"true"`
+	CreatedAt time.Time          `json:"created_at" readOnly:"true"`
 }
 
 // GridStateSummary is one interval's operating state in brief.

@@ -43,7 +43,9 @@ func gridTrafficLight(t *testing.T, e *env) {
 	model := up.Model.ID
 	w.do("PUT", "/v1/grid-models/"+model+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{{"connection_point_id": w.cp, "bus_id": "17"}}}, 200, nil)
 
-	var gps struct{ Items []flexhub.GridPrequalification }
+	var gps struct {
+		Items []flexhub.GridPrequalification
+	}
 	w.do("GET", "/v1/grid-prequalifications?resource_id="+w.unitA, w.dsoKey, nil, 200, &gps)
 	if len(gps.Items) == 0 {
 		t.Fatal("unit A has no grid prequalification")
@@ -121,10 +123,10 @@ func gridTrafficLight(t *testing.T, e *env) {
 
 	w.run([]scenario{
 		{name: "a forecast naming a bus the model does not have", method: "POST", path: "/v1/grid-models/" + model + "/forecasts", token: w.dsoKey,
-			body: map[string]any{"start": w.day, "intervals": 1, "series": []map[string]any{{"bus_id": "99", "unit": "kW", "load": []float64{10}}}},
+			body:       map[string]any{"start": w.day, "intervals": 1, "series": []map[string]any{{"bus_id": "99", "unit": "kW", "load": []float64{10}}}},
 			wantStatus: 422, wantBody: []string{`bus \"99\" does not exist`}},
 		{name: "a forecast that does not solve", method: "POST", path: "/v1/grid-models/" + model + "/forecasts", token: w.dsoKey,
-			body: map[string]any{"start": w.day, "intervals": 1, "series": []map[string]any{{"bus_id": "17", "unit": "MW", "load": []float64{500}}}},
+			body:       map[string]any{"start": w.day, "intervals": 1, "series": []map[string]any{{"bus_id": "17", "unit": "MW", "load": []float64{500}}}},
 			wantStatus: 422, wantBody: []string{rule("grid_forecast.power_flow")}},
 		{name: "a scale per interval of the wrong length", method: "POST", path: "/v1/grid-models/" + model + "/forecasts", token: w.dsoKey,
 			body: map[string]any{"start": w.day, "intervals": 2, "load_scale_percent": []float64{100}}, wantStatus: 422, wantBody: []string{rule("grid_forecast.length")}},

@@ -11,7 +11,7 @@ import (
 )
 
 var trafficLightOverrideTable = &table{kind: flexhub.KindTrafficLightOverride, name: "traffic_light_override", noun: "traffic-light override",
-	cols: []string{"resource_id", "dso_id", "fsp_id", "status", "start_at", "end_at"},
+	cols:    []string{"resource_id", "dso_id", "fsp_id", "status", "start_at", "end_at"},
 	filters: map[string]string{"resource_id": "resource_id = ?", "dso_id": "dso_id = ?", "fsp_id": "fsp_id = ?", "status": "status = ?"}}
 
 func overrideIdx(o *flexhub.TrafficLightOverride) []any {
