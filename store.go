@@ -50,7 +50,6 @@ type Tx interface {
 	NominationTx // nomination.go
 	ConsentTx    // consent.go
 	OAuthTx      // oauth.go
-	GridModelTx  // gridmodel.go
 
 	CreateParty(ctx context.Context, p *Party) error
 	UpdateParty(ctx context.Context, p *Party) error
@@ -80,6 +79,8 @@ type Tx interface {
 	ConnectionPoint(ctx context.Context, id string) (*ConnectionPoint, error)
 	// ListConnectionPoints filters on "dso_id", "grid_area_id".
 	ListConnectionPoints(ctx context.Context, f Filter, pg Page) ([]*ConnectionPoint, string, error)
+
+	GridModelTx // gridmodel.go: grid model versions, connection point → bus mappings
 
 	CreateMeteringPoint(ctx context.Context, m *MeteringPoint) error
 	UpdateMeteringPoint(ctx context.Context, m *MeteringPoint) error
