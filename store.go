@@ -51,7 +51,6 @@ type Tx interface {
 	TrafficLightTx // trafficlight.go
 	ConsentTx      // consent.go
 	OAuthTx        // oauth.go
-	GridModelTx    // gridmodel.go
 	GridForecastTx // gridforecast.go
 
 	CreateParty(ctx context.Context, p *Party) error
@@ -82,6 +81,8 @@ type Tx interface {
 	ConnectionPoint(ctx context.Context, id string) (*ConnectionPoint, error)
 	// ListConnectionPoints filters on "dso_id", "grid_area_id".
 	ListConnectionPoints(ctx context.Context, f Filter, pg Page) ([]*ConnectionPoint, string, error)
+
+	GridModelTx // gridmodel.go: grid model versions, connection point → bus mappings
 
 	CreateMeteringPoint(ctx context.Context, m *MeteringPoint) error
 	UpdateMeteringPoint(ctx context.Context, m *MeteringPoint) error

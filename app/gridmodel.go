@@ -389,6 +389,7 @@ type (
 		Lines        []GridLine  `json:"lines"`
 		Transformers []GridTrafo `json:"transformers"`
 	}
+	// GridBus is a bus with its index in the version's bus list.
 	GridBus struct {
 		Index  int     `json:"index" doc:"position in the version's bus list (the power-flow vector index)"`
 		ID     string  `json:"id"`
@@ -397,6 +398,8 @@ type (
 		VMinPU float64 `json:"vmin_pu,omitempty" doc:"lower voltage limit; absent when the model gives none"`
 		VMaxPU float64 `json:"vmax_pu,omitempty"`
 	}
+	// GridLine is a line or cable (π model per km; rating for all
+	// parallel systems together).
 	GridLine struct {
 		ID           string  `json:"id"`
 		FromBus      string  `json:"from_bus"`
@@ -409,6 +412,7 @@ type (
 		MaxIKA       float64 `json:"max_i_ka,omitempty"`
 		RatedMVA     float64 `json:"rated_mva,omitempty"`
 	}
+	// GridTrafo is a two-winding transformer's nameplate data.
 	GridTrafo struct {
 		ID         string  `json:"id"`
 		HVBus      string  `json:"hv_bus"`
