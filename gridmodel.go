@@ -23,6 +23,7 @@ import (
 const (
 	GridFormatPandapower = "pandapower" // pandapower.to_json file
 	GridFormatSimBench   = "simbench"   // zip of one SimBench CSV grid folder
+	GridFormatCIM        = "cim"        // IEC CIM RDF/XML of a distribution feeder (one file)
 )
 
 // KindGridModel is the object kind of a grid model version in audit
@@ -57,6 +58,7 @@ type GridModelCounts struct {
 	Slacks   int `json:"slacks"`
 	Loads    int `json:"loads"`
 	Gens     int `json:"static_generators"`
+	Shunts   int `json:"shunts" doc:"capacitor banks and reactors (constant admittance)"`
 }
 
 // GridModelMapping ties a connection point to a bus of one grid model

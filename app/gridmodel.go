@@ -37,6 +37,7 @@ import (
 var gridReaders = map[string]func(file []byte) (*grid.Network, error){
 	flexhub.GridFormatPandapower: func(b []byte) (*grid.Network, error) { return grid.ReadPandapower(bytes.NewReader(b)) },
 	flexhub.GridFormatSimBench:   readSimBenchZip,
+	flexhub.GridFormatCIM:        func(b []byte) (*grid.Network, error) { return grid.ReadCIM(bytes.NewReader(b)) },
 }
 
 // GridFormats lists the formats an upload takes, sorted.
@@ -130,7 +131,7 @@ func modelProblems(format string, err error) error {
 func summarise(m *flexhub.GridModel, n *grid.Network) {
 	m.Name, m.BaseMVA = n.Name, n.Base()
 	m.Counts = flexhub.GridModelCounts{Buses: len(n.Buses), Lines: len(n.Lines), Trafos: len(n.Trafos), Switches: len(n.Switches),
-		Slacks: len(n.Slacks), Loads: len(n.Loads), Gens: len(n.Gens)}
+		Slacks: len(n.Slacks), Loads: len(n.Loads), Gens: len(n.Gens), Shunts: len(n.Shunts)}
 	seen := map[float64]bool{}
 	m.VoltageLevels = []float64{}
 	for _, b := range n.Buses {

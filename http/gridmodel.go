@@ -21,7 +21,7 @@ const MaxGridModelBody = 64 << 20
 type gridModelUploadInput struct {
 	IDPath
 	IdempotencyInput
-	Format  string `query:"format" required:"true" doc:"the file's format: pandapower (pandapower.to_json JSON) or simbench (a zip of one SimBench grid folder)"`
+	Format  string `query:"format" required:"true" doc:"the file's format: pandapower (pandapower.to_json JSON), simbench (a zip of one SimBench grid folder) or cim (IEC CIM RDF/XML)"`
 	RawBody []byte `contentType:"application/octet-stream"`
 }
 
@@ -81,7 +81,8 @@ func (s *Server) registerGridModels() {
 	huma.Register(s.api, huma.Operation{OperationID: "upload-grid-model", Method: http.MethodPost, Path: "/v1/grid-areas/{id}/grid-models", Tags: tags,
 		Summary: "Upload a new version of a grid area's grid model", DefaultStatus: http.StatusCreated, MaxBodyBytes: MaxGridModelBody,
 		Description: "By the DSO operating the grid area: the file as the request body (up to 64 MiB, 413 beyond), its format in ?format=: " +
-			"pandapower (the JSON of pandapower.to_json) or simbench (a zip of one SimBench grid folder, its CSV files at the top or in one folder). " +
+			"pandapower (the JSON of pandapower.to_json), simbench (a zip of one SimBench grid folder, its CSV files at the top or in one folder) " +
+			"or cim (IEC CIM RDF/XML of a distribution feeder, e.g. the IEEE 13 and 123 node feeders as CIM). " +
 			"The file is parsed, validated and compiled for power flows before anything is stored: a model with problems (islands, missing impedances, " +
 			"kV given in volts, unknown buses, unsupported elements, ...) answers 422 listing every problem, each naming its element, and nothing is stored. " +
 			"Each upload is the grid area's next version (1, 2, ...); the previous version's connection point mappings carry over where their bus still exists, " +
