@@ -24,13 +24,14 @@ type Limits struct {
 	// VMinPU and VMaxPU are the voltage band of a bus that has none of its
 	// own (grid.Bus.VMinPU/VMaxPU zero). Defaults 0.9 and 1.1 p.u., the
 	// EN 50160 ±10 % band.
-	VMinPU, VMaxPU float64
+	VMinPU float64 `json:"vmin_pu"`
+	VMaxPU float64 `json:"vmax_pu"`
 	// OverrideBusBands applies VMinPU/VMaxPU to every bus, also those with
 	// a band of their own (e.g. a stricter planning band of ±5 %).
-	OverrideBusBands bool
+	OverrideBusBands bool `json:"override_bus_bands"`
 	// MaxLoadingPercent is the largest allowed line and transformer loading
 	// (default 100 %).
-	MaxLoadingPercent float64
+	MaxLoadingPercent float64 `json:"max_loading_percent"`
 }
 
 // DefaultLimits are the EN 50160 band (a bus's own band wins) and 100 %
