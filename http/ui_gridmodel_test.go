@@ -1,13 +1,10 @@
 package http_test
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -17,13 +14,7 @@ import (
 // voltage profile (one bar per bus) and Vmin at bus 17; an invalid model
 // is refused with its problems listed; an FSP has no grid model tab.
 func TestConsoleGridModels(t *testing.T) {
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but chromium is not installed (.ci/run installs it)")
-		}
-		t.Skip("chromium not installed")
-	}
+	browser := chromiumOrSkip(t)
 	e := newEnv(t)
 	w := newGridWorld(t, e)
 	good, err := filepath.Abs(gridData(t, "pandapower", "case33bw.json"))
@@ -41,19 +32,7 @@ func TestConsoleGridModels(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	signIn := func(t *testing.T, key string) (context.Context, context.CancelFunc) {
-		ctx, cancel := chromedp.NewContext(actx)
-		ctx, cancel2 := context.WithTimeout(ctx, 60*time.Second)
-		if err := chromedp.Run(ctx, chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible("#key"), chromedp.SendKeys("#key", key),
-			chromedp.Click("#login button"), chromedp.WaitVisible(".cards")); err != nil {
-			t.Fatalf("sign in: %v", err)
-		}
-		return ctx, func() { cancel2(); cancel() }
-	}
+	signIn, _ := consoleSignIn(t, e, browser)
 
 	t.Run("DSO uploads and sees the base case", func(t *testing.T) {
 		ctx, done := signIn(t, w.dso1Key)

@@ -18,13 +18,7 @@ import (
 // Chromium against the demo register: an aggregator signs in with its key,
 // sees its overview and its resources, and a household sees only its own.
 func TestConsoleInBrowser(t *testing.T) {
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but chromium is not installed (.ci/run installs it)")
-		}
-		t.Skip("chromium not installed; apt-get install chromium to run the console test")
-	}
+	browser := chromiumOrSkip(t)
 	e := newEnv(t)
 	res, err := demo.Load(context.Background(), e.svc, filepath.Join("..", "..", "shared", "data"), nil)
 	if err != nil {
@@ -34,27 +28,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, k := range res.Keys {
 		keys[k.Role] = k.Token
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-
-	signIn := func(t *testing.T, key string) (context.Context, context.CancelFunc) {
-		ctx, cancel := chromedp.NewContext(actx)
-		ctx, cancel2 := context.WithTimeout(ctx, 30*time.Second)
-		err := chromedp.Run(ctx,
-			chromedp.Navigate(e.srv.URL+"/"),
-			chromedp.WaitVisible("#key"),
-			chromedp.SendKeys("#key", key),
-			chromedp.Click("#login button"),
-			chromedp.WaitVisible(".cards"),
-		)
-		if err != nil {
-			t.Fatalf("sign in: %v", err)
-		}
-		return ctx, func() { cancel2(); cancel() }
-	}
+	signIn, actx := consoleSignIn(t, e, browser)
 
 	t.Run("aggregator", func(t *testing.T) {
 		ctx, done := signIn(t, keys["FSP (batteries)"])
@@ -202,4 +176,37 @@ func TestConsoleHeaders(t *testing.T) {
 	if status, _, _ := e.send("GET", "/nope", "", nil); status != 404 {
 		t.Errorf("GET /nope: %d, want 404", status)
 	}
+}
+
+// chromiumOrSkip finds the headless browser the console tests drive; CI
+// installs it (.ci/run), elsewhere a missing browser skips the test.
+func chromiumOrSkip(t *testing.T) string {
+	t.Helper()
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but chromium is not installed (.ci/run installs it)")
+		}
+		t.Skip("chromium not installed; apt-get install chromium to run the console tests")
+	}
+	return browser
+}
+
+// consoleSignIn starts the browser for the rest of the test and returns
+// a function that opens the console in a new tab and signs in with a key,
+// and the browser's context for tabs of one's own.
+func consoleSignIn(t *testing.T, e *env, browser string) (func(t *testing.T, key string) (context.Context, context.CancelFunc), context.Context) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	return func(t *testing.T, key string) (context.Context, context.CancelFunc) {
+		ctx, cancel := chromedp.NewContext(actx)
+		ctx, cancel2 := context.WithTimeout(ctx, 60*time.Second)
+		if err := chromedp.Run(ctx, chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible("#key"), chromedp.SendKeys("#key", key),
+			chromedp.Click("#login button"), chromedp.WaitVisible(".cards")); err != nil {
+			t.Fatalf("sign in: %v", err)
+		}
+		return ctx, func() { cancel2(); cancel() }
+	}, actx
 }
