@@ -300,6 +300,46 @@ function voltageChart(title, pf) {
   return el("figure", {}, el("figcaption", {}, title), g);
 }
 
+// forecastChart draws a grid forecast's day: per 15-minute interval the
+// lowest voltage (bar) and the highest loading (dot, right axis); red
+// intervals break a limit (their violations in the bar's tooltip).
+function forecastChart(title, f) {
+  const width = 900, height = 240, left = 48, right = 48, bottom = 30, top = 10;
+  const st = f.states || [];
+  const lo = Math.min(0.9, ...st.map(s => s.min_vm_pu)) - 0.01, hi = Math.max(1.1, ...st.map(s => s.max_vm_pu)) + 0.005;
+  const lmax = Math.max(100, ...st.map(s => s.max_loading_percent)) * 1.1;
+  const y = v => top + (height - top - bottom) * (hi - v) / (hi - lo);
+  const yl = v => top + (height - top - bottom) * (1 - v / lmax);
+  const w = (width - left - right) / Math.max(1, st.length);
+  const g = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
+  for (const v of [0.9, 1, 1.1]) {
+    g.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: v === 1 ? "grid" : "grid band" }));
+    g.append(svg("text", { x: left - 4, y: y(v) + 4, class: "value", "text-anchor": "end" }, v.toFixed(2)));
+  }
+  g.append(svg("text", { x: width - right + 4, y: yl(100) + 4, class: "value" }, "100 %"));
+  st.forEach((s, k) => {
+    const bad = (s.violations || []).length > 0;
+    const r = svg("rect", { x: left + k * w, y: y(s.min_vm_pu), width: Math.max(0.5, w - 1), height: Math.max(0, y(lo) - y(s.min_vm_pu)), class: "bar " + (bad ? "violation" : "ok") });
+    r.append(svg("title", {}, `${t(s.start)}: lowest ${s.min_vm_pu.toFixed(4)} p.u. at bus ${s.min_vm_bus}; highest loading ${s.max_loading_percent.toFixed(1)} % (${s.max_loading_element || "–"})` + (bad ? "\n" + s.violations.slice(0, 5).join("\n") : "")));
+    g.append(r);
+    g.append(svg("circle", { cx: left + k * w + w / 2, cy: yl(s.max_loading_percent), r: 2.5, class: "dot " + (s.max_loading_percent > 100 ? "violation" : "ok") }));
+  });
+  g.append(svg("text", { x: left, y: height - 8, class: "label" }, `bars: lowest voltage per interval (p.u., ${st.length} × 15 min from ${t(f.start)}); dots: highest loading (right axis); red: a limit broken`));
+  return el("figure", { "data-chart": "forecast" }, el("figcaption", {}, title), g);
+}
+
+// gridForecasts lists a model's forecasts and draws the newest.
+async function gridForecasts(detail, m) {
+  const fs = await all(`/v1/grid-models/${m.id}/forecasts`);
+  if (!fs.length) { detail.append(el("p", { class: "empty" }, "No forecast yet: the traffic light and the needs use the base case (POST /v1/grid-models/{id}/forecasts).")); return; }
+  const newest = fs[fs.length - 1];
+  const bad = newest.states.filter(s => (s.violations || []).length);
+  detail.append(forecastChart(`Forecast ${short(newest.id)}: ${bad.length} of ${newest.states.length} intervals break a limit`, newest),
+    el("h3", {}, "Forecasts"),
+    table([["Forecast", f => short(f.id)], ["From", f => t(f.start)], ["Intervals", f => f.intervals], ["Intervals with violations", f => f.states.filter(s => (s.violations || []).length).length],
+      ["Uploaded", f => t(f.created_at)]], fs.slice().reverse()));
+}
+
 // gridModels: the grid areas whose models the caller may read (its own as
 // DSO, those in its control areas as TSO), the current version, and for
 // the DSO an upload and the base-case power flow with its violations
@@ -319,8 +359,8 @@ async function gridModels(main) {
     const mine = r.area.dso_id === state.me.id, m = r.model;
     detail.replaceChildren(el("h3", {}, `${r.area.name} (${r.area.eic})`));
     if (mine) {
-      const format = el("select", { id: "gm-format" }, el("option", { value: "pandapower" }, "pandapower JSON"), el("option", { value: "simbench" }, "SimBench folder (zip)"));
-      const file = el("input", { id: "gm-file", type: "file", accept: ".json,.zip" });
+      const format = el("select", { id: "gm-format" }, el("option", { value: "pandapower" }, "pandapower JSON"), el("option", { value: "simbench" }, "SimBench folder (zip)"), el("option", { value: "cim" }, "IEC CIM RDF/XML"));
+      const file = el("input", { id: "gm-file", type: "file", accept: ".json,.zip,.xml" });
       const out = el("div", { class: "upload-result" });
       const form = el("form", { class: "upload", onsubmit: async ev => {
         ev.preventDefault();
@@ -345,6 +385,7 @@ async function gridModels(main) {
       el("div", { class: "card" }, el("h3", {}, "Elements"), el("div", { class: "big" }, `${c.buses} buses`),
         el("p", {}, `${c.lines} lines · ${c.transformers} transformers · ${c.switches} switches · ${c.slacks} slacks · ${c.loads} loads · ${c.static_generators} generators`)),
       el("div", { class: "card" }, el("h3", {}, "Voltage levels"), el("div", { class: "big" }, m.voltage_levels_kv.join(" / ") + " kV"))));
+    await gridForecasts(detail, m);
     if (!mine) { detail.append(el("p", { class: "empty" }, "Power flows are run by the grid area's DSO.")); return; }
     const pf = await send("POST", `/v1/grid-models/${m.id}/power-flow`, "{}", "application/json");
     detail.append(el("section", { class: "cards" },
