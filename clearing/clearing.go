@@ -110,6 +110,9 @@ type Problem struct {
 	// Constraints are extra linear constraints over accepted quantities
 	// (grid limits); empty until the grid issue.
 	Constraints []Constraint
+	// Network, when not nil, adds linearised grid limits in compact form
+	// (see Network and "Network constraints" above).
+	Network *Network
 	// MaxNodes bounds the branch-and-bound search (0: DefaultMaxNodes).
 	// It is a safety valve, not a time limit: when it is reached Solve
 	// returns ErrNodeLimit, never a result that might not be optimal.

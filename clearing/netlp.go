@@ -1,0 +1,1164 @@
+package clearing
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"slices"
+)
+
+// The network fast path (see "Network constraints" in the package
+// documentation): one bounded dual simplex per interval over that
+// interval's bids, with the network rows added lazily, inside a
+// depth-first branch and bound for integrality and minimum quantities.
+// Floating point only steers: every node's bound, every incumbent and
+// every infeasibility is recomputed from its basis in exact arithmetic
+// before it is used.
+//
+// Columns of one interval's LP (the "extended" index):
+//
+//	0..n-1   x_j ∈ [lo_j, hi_j]   accepted W of slot j   cost (0, price, rank)
+//	n        short ≥ 0                                    cost (1, 0, 0)
+//	n+1      surplus ≥ 0                                  cost 0
+//	n+2+r    s_r ∈ [−Down, Up]   value of active row r    cost 0
+//
+// Rows: Σ x + short − surplus = D (row 0) and Σ C·x − s_r = 0 (row 1+r).
+// In floating point a network row is scaled to micro-units (C·10⁻⁶ per W);
+// the exact system uses the integers (C per W, bounds ×10⁶).
+
+type netEntry struct {
+	r  int32 // active row
+	ci int64
+	cf float64
+}
+
+type actRow struct {
+	row          *NetRow
+	cols         []int32
+	ci           []int64
+	cf           []float64
+	lo, hi       float64 // slack bounds, micro-units (±Inf when unlimited)
+	loI, hiI     int64   // slack bounds ×10⁶ (exact), valid when finite
+	hasLo, hasHi bool
+}
+
+type netLP struct {
+	p     *Problem
+	t     int
+	d     int64 // demand
+	slots []int32
+	n     int
+	q     []int64
+	gap   []int64
+	price []int64
+	rank  []int64
+	lo    []int64
+	hi    []int64
+	nb    []NetBid
+
+	rows      []*NetRow // every row of the interval
+	rowActive []bool
+	act       []actRow
+	colRows   [][]netEntry
+	nBus      int
+
+	basis []int32
+	state []int8 // per extended column: stLo, stHi, stBasic
+	binv  []float64
+	xb    []float64
+
+	// scratch
+	alpha []float64
+	dd    [3][]float64
+	val   []float64
+
+	nodes    int64
+	maxNodes int64
+	// phase l minimises objective level l (shortfall, cost, tie-break
+	// weight) with the levels before it fixed at their optimum: shortHi
+	// bounds the shortfall column (−1: none), a cost row bounds the cost.
+	phase   int
+	shortHi int64
+	inc     []int64
+	incObj  obj
+	haveInc bool
+}
+
+const (
+	stLo int8 = iota
+	stHi
+	stBasic
+)
+
+type lpStatus int
+
+const (
+	lpOptimal lpStatus = iota
+	lpInfeasible
+	lpFail
+)
+
+func newNetLP(p *Problem, m *model, t int, maxNodes int64) *netLP {
+	s := &netLP{p: p, t: t, d: p.Demand[t], maxNodes: maxNodes}
+	for _, sl := range m.order[t] {
+		st := &m.slots[sl]
+		it := &m.items[st.item]
+		s.slots = append(s.slots, sl)
+		s.q = append(s.q, st.q)
+		s.gap = append(s.gap, it.gap)
+		s.price = append(s.price, st.p)
+		s.rank = append(s.rank, st.rank)
+		s.nb = append(s.nb, p.Network.Bids[st.bid])
+		s.nBus = max(s.nBus, p.Network.Bids[st.bid].Bus+1)
+	}
+	s.n = len(s.slots)
+	s.lo = make([]int64, s.n)
+	s.hi = append([]int64(nil), s.q...)
+	s.colRows = make([][]netEntry, s.n)
+	for ri := range p.Network.Rows {
+		r := &p.Network.Rows[ri]
+		if r.Interval == t && !(r.Up == Unlimited && r.Down == Unlimited) {
+			s.rows = append(s.rows, r)
+			if len(r.Buses) > 0 {
+				s.nBus = max(s.nBus, int(r.Buses[len(r.Buses)-1])+1)
+			}
+		}
+	}
+	s.rowActive = make([]bool, len(s.rows))
+	s.state = make([]int8, s.n+2)
+	s.alpha = make([]float64, s.n)
+	for l := range 3 {
+		s.dd[l] = make([]float64, s.n)
+	}
+	s.val = make([]float64, s.n)
+	s.shortHi = -1
+	s.reset()
+	return s
+}
+
+// reset sets the merit-order basis of the current phase: the columns in
+// order of their (phase) cost, the cheap ones at their upper bound, one
+// marginal column basic, every active row's slack basic. It is dual
+// feasible by construction.
+func (s *netLP) reset() {
+	order := make([]int, s.n)
+	for j := range order {
+		order[j] = j
+	}
+	if s.phase == 2 {
+		slices.SortFunc(order, func(a, b int) int { return int(s.rank[a] - s.rank[b]) })
+	} // else the columns are in merit order (price, bid) already
+	for j := range s.state {
+		s.state[j] = stLo
+	}
+	s.basis = s.basis[:0]
+	R := s.d
+	if s.phase > 0 {
+		R -= s.shortHi
+		s.state[s.n] = stHi // free shortfall up to the optimum's
+	}
+	var acc int64
+	marg := -1
+	for _, j := range order {
+		if acc < R && marg < 0 {
+			if acc+s.hi[j] < R {
+				s.state[j] = stHi
+				acc += s.hi[j]
+				continue
+			}
+			marg = j
+			s.state[j] = stBasic
+			continue
+		}
+	}
+	switch {
+	case marg >= 0:
+		s.basis = append(s.basis, int32(marg))
+	case acc < R || s.phase > 0:
+		s.basis = append(s.basis, int32(s.n)) // short
+		s.state[s.n] = stBasic
+	default:
+		s.basis = append(s.basis, int32(s.n+1)) // surplus (degenerate at 0)
+		s.state[s.n+1] = stBasic
+	}
+	for r := range s.act {
+		s.basis = append(s.basis, int32(s.n+2+r))
+		s.state[s.n+2+r] = stBasic
+	}
+}
+
+func (s *netLP) m() int { return 1 + len(s.act) }
+
+// bounds of an extended column (float).
+func (s *netLP) bounds(j int) (float64, float64) {
+	switch {
+	case j < s.n:
+		return float64(s.lo[j]), float64(s.hi[j])
+	case j == s.n && s.shortHi >= 0:
+		return 0, float64(s.shortHi)
+	case j < s.n+2:
+		return 0, math.Inf(1)
+	default:
+		a := &s.act[j-s.n-2]
+		return a.lo, a.hi
+	}
+}
+
+func (s *netLP) cost(j int) [3]float64 {
+	c := s.costI(j)
+	return [3]float64{float64(c[0]), float64(c[1]), float64(c[2])}
+}
+
+// costI is column j's objective in the current phase: the levels before
+// the phase are fixed by then (shortfall bound, cost row) and drop out.
+func (s *netLP) costI(j int) [3]int64 {
+	var c [3]int64
+	switch {
+	case j < s.n:
+		c = [3]int64{0, s.price[j], s.rank[j]}
+	case j == s.n:
+		c = [3]int64{1, 0, 0}
+	}
+	for l := range s.phase {
+		c[l] = 0
+	}
+	return c
+}
+
+// nbValue is the value of a nonbasic column (float).
+func (s *netLP) nbValue(j int) float64 {
+	lo, hi := s.bounds(j)
+	if s.state[j] == stHi {
+		return hi
+	}
+	return lo
+}
+
+// colEntries calls f for every nonzero of extended column j (float).
+func (s *netLP) colEntries(j int, f func(r int, v float64)) {
+	switch {
+	case j < s.n:
+		f(0, 1)
+		for _, e := range s.colRows[j] {
+			f(int(e.r)+1, e.cf)
+		}
+	case j == s.n:
+		f(0, 1)
+	case j == s.n+1:
+		f(0, -1)
+	default:
+		f(j-s.n-2+1, -1)
+	}
+}
+
+func (s *netLP) activate(ri int) {
+	if s.rowActive[ri] {
+		return
+	}
+	s.rowActive[ri] = true
+	r := s.rows[ri]
+	a := actRow{row: r, lo: math.Inf(-1), hi: math.Inf(1)}
+	if r.Up != Unlimited {
+		a.hasHi, a.hi, a.hiI = true, float64(r.Up), r.Up*ppm
+	}
+	if r.Down != Unlimited {
+		a.hasLo, a.lo, a.loI = true, -float64(r.Down), -r.Down*ppm
+	}
+	idx := int32(len(s.act))
+	for j := range s.n {
+		if c := r.coeff(s.nb[j]); c != 0 {
+			a.cols = append(a.cols, int32(j))
+			a.ci = append(a.ci, c)
+			a.cf = append(a.cf, float64(c)*1e-6)
+			s.colRows[j] = append(s.colRows[j], netEntry{r: idx, ci: c, cf: float64(c) * 1e-6})
+		}
+	}
+	s.act = append(s.act, a)
+	s.state = append(s.state, stBasic)
+	s.basis = append(s.basis, int32(s.n+2)+idx)
+}
+
+// factor inverts the basis matrix (dense, Gauss-Jordan with partial
+// pivoting); false when it is singular.
+func (s *netLP) factor() bool {
+	m := s.m()
+	a := make([]float64, m*m)
+	for k, j := range s.basis {
+		s.colEntries(int(j), func(r int, v float64) { a[r*m+k] = v })
+	}
+	inv := make([]float64, m*m)
+	for i := range m {
+		inv[i*m+i] = 1
+	}
+	for c := range m {
+		p, best := -1, 0.0
+		for r := c; r < m; r++ {
+			if v := math.Abs(a[r*m+c]); v > best {
+				p, best = r, v
+			}
+		}
+		if p < 0 || best < 1e-12 {
+			return false
+		}
+		if p != c {
+			for k := range m {
+				a[p*m+k], a[c*m+k] = a[c*m+k], a[p*m+k]
+				inv[p*m+k], inv[c*m+k] = inv[c*m+k], inv[p*m+k]
+			}
+		}
+		f := 1 / a[c*m+c]
+		for k := range m {
+			a[c*m+k] *= f
+			inv[c*m+k] *= f
+		}
+		for r := range m {
+			if r == c || a[r*m+c] == 0 {
+				continue
+			}
+			g := a[r*m+c]
+			for k := range m {
+				a[r*m+k] -= g * a[c*m+k]
+				inv[r*m+k] -= g * inv[c*m+k]
+			}
+		}
+	}
+	s.binv = inv
+	return true
+}
+
+// primal computes the basic values for the nonbasic columns at their bounds.
+func (s *netLP) primal() {
+	m := s.m()
+	rhs := make([]float64, m)
+	rhs[0] = float64(s.d)
+	for j := range s.n {
+		if s.state[j] == stBasic {
+			continue
+		}
+		v := s.nbValue(j)
+		s.val[j] = v
+		if v == 0 {
+			continue
+		}
+		rhs[0] -= v
+		for _, e := range s.colRows[j] {
+			rhs[e.r+1] -= e.cf * v
+		}
+	}
+	if s.state[s.n] != stBasic {
+		rhs[0] -= s.nbValue(s.n)
+	}
+	if s.state[s.n+1] != stBasic {
+		rhs[0] += s.nbValue(s.n + 1)
+	}
+	for r := range s.act {
+		j := s.n + 2 + r
+		if s.state[j] != stBasic {
+			rhs[r+1] += s.nbValue(j)
+		}
+	}
+	s.xb = make([]float64, m)
+	for i := range m {
+		var v float64
+		for k := range m {
+			v += s.binv[i*m+k] * rhs[k]
+		}
+		s.xb[i] = v
+		if j := int(s.basis[i]); j < s.n {
+			s.val[j] = v
+		}
+	}
+}
+
+func feasTol(b float64) float64 { return 1e-9 * math.Max(1, math.Abs(b)) }
+
+// lp runs the dual simplex from the current basis, adding violated
+// network rows whenever it reaches an optimum, until no row is violated.
+func (s *netLP) lp() (lpStatus, int) {
+	// Bound changes of the branch and bound (a column fixed and later
+	// freed) can leave a nonbasic column at the bound its reduced cost
+	// does not favour: move it to the other bound, which keeps the basis
+	// dual feasible (primal feasibility is the dual simplex's job).
+	if !s.factor() {
+		return s.lpfb(100)
+	}
+	y := s.duals()
+	for l := range 3 {
+		s.rowTimesX(y[l], s.dd[l])
+	}
+	for j := range s.n {
+		if s.state[j] == stBasic || s.lo[j] == s.hi[j] {
+			continue
+		}
+		c := s.cost(j)
+		d := [3]float64{c[0] - s.dd[0][j], c[1] - s.dd[1][j], c[2] - s.dd[2][j]}
+		switch {
+		case s.state[j] == stLo && lexLessTol(d, [3]float64{}):
+			s.state[j] = stHi
+		case s.state[j] == stHi && lexLessTol([3]float64{}, d):
+			s.state[j] = stLo
+		}
+	}
+	if j := s.n; s.shortHi >= 0 && s.state[j] != stBasic {
+		c := s.cost(j)
+		d := [3]float64{c[0] - y[0][0], c[1] - y[1][0], c[2] - y[2][0]}
+		switch {
+		case s.state[j] == stLo && lexLessTol(d, [3]float64{}):
+			s.state[j] = stHi
+		case s.state[j] == stHi && lexLessTol([3]float64{}, d):
+			s.state[j] = stLo
+		}
+	}
+	for iter := 0; ; iter++ {
+		if iter > 20*(s.n+len(s.rows))+1000 {
+			return s.lpfb(6)
+		}
+		if !s.factor() {
+			return s.lpfb(7)
+		}
+		s.primal()
+		m := s.m()
+		leave, worst, toUpper := -1, 0.0, false
+		for i := range m {
+			lo, hi := s.bounds(int(s.basis[i]))
+			v := s.xb[i]
+			if d := lo - v; d > feasTol(lo) && d > worst {
+				leave, worst, toUpper = i, d, false
+			}
+			if d := v - hi; d > feasTol(hi) && d > worst {
+				leave, worst, toUpper = i, d, true
+			}
+		}
+		if leave < 0 {
+			if s.separate() == 0 {
+				return lpOptimal, -1
+			}
+			continue
+		}
+		enter := s.ratio(leave, toUpper)
+		if enter < 0 {
+			return lpInfeasible, leave
+		}
+		old := int(s.basis[leave])
+		if toUpper {
+			s.state[old] = stHi
+		} else {
+			s.state[old] = stLo
+		}
+		s.basis[leave] = int32(enter)
+		s.state[enter] = stBasic
+	}
+}
+
+// duals returns y_l = c_B,l · B⁻¹ per objective level (float).
+func (s *netLP) duals() [3][]float64 {
+	m := s.m()
+	var y [3][]float64
+	for l := range 3 {
+		y[l] = make([]float64, m)
+	}
+	for k, j := range s.basis {
+		c := s.cost(int(j))
+		for l := range 3 {
+			if c[l] == 0 {
+				continue
+			}
+			for i := range m {
+				y[l][i] += c[l] * s.binv[k*m+i]
+			}
+		}
+	}
+	return y
+}
+
+// rowTimesX computes, for every x column j, out[j] = v[0] + Σ_r v[r+1]·cf_r[j].
+func (s *netLP) rowTimesX(v []float64, out []float64) {
+	for j := range s.n {
+		out[j] = v[0]
+	}
+	for r := range s.act {
+		w := v[r+1]
+		if w == 0 {
+			continue
+		}
+		a := &s.act[r]
+		for k, j := range a.cols {
+			out[j] += w * a.cf[k]
+		}
+	}
+}
+
+// ratio is the dual ratio test for the basic variable of row leave leaving
+// at its lower (toUpper false) or upper bound: the entering column, or -1.
+func (s *netLP) ratio(leave int, toUpper bool) int {
+	m := s.m()
+	rho := s.binv[leave*m : (leave+1)*m]
+	s.rowTimesX(rho, s.alpha)
+	y := s.duals()
+	var yA [3][]float64
+	for l := range 3 {
+		yA[l] = s.dd[l]
+		s.rowTimesX(y[l], yA[l])
+	}
+	best := -1
+	var bestR [3]float64
+	bestA := 0.0
+	maxA := 0.0
+	nExt := s.n + 2 + len(s.act)
+	alphaOf := func(j int) float64 {
+		switch {
+		case j < s.n:
+			return s.alpha[j]
+		case j == s.n:
+			return rho[0]
+		case j == s.n+1:
+			return -rho[0]
+		}
+		return -rho[j-s.n-2+1]
+	}
+	dOf := func(j int) [3]float64 {
+		c := s.cost(j)
+		switch {
+		case j < s.n:
+			return [3]float64{c[0] - yA[0][j], c[1] - yA[1][j], c[2] - yA[2][j]}
+		case j == s.n:
+			return [3]float64{c[0] - y[0][0], c[1] - y[1][0], c[2] - y[2][0]}
+		case j == s.n+1:
+			return [3]float64{y[0][0], y[1][0], y[2][0]}
+		}
+		r := j - s.n - 2 + 1
+		return [3]float64{y[0][r], y[1][r], y[2][r]}
+	}
+	for j := range nExt {
+		if s.state[j] != stBasic {
+			maxA = max(maxA, math.Abs(alphaOf(j)))
+		}
+	}
+	ptol := 1e-9 * math.Max(maxA, 1e-300)
+	for j := range nExt {
+		st := s.state[j]
+		if st == stBasic {
+			continue
+		}
+		lo, hi := s.bounds(j)
+		if lo == hi {
+			continue
+		}
+		a := alphaOf(j)
+		if math.Abs(a) <= ptol {
+			continue
+		}
+		// The basic value moves by −a·Δx_j; Δx_j > 0 at lower, < 0 at upper.
+		var ok bool
+		if !toUpper { // must increase
+			ok = st == stLo && a < 0 || st == stHi && a > 0
+		} else {
+			ok = st == stLo && a > 0 || st == stHi && a < 0
+		}
+		if !ok {
+			continue
+		}
+		d := dOf(j)
+		sg := 1.0
+		if st == stHi {
+			sg = -1
+		}
+		aa := math.Abs(a)
+		r := [3]float64{sg * d[0] / aa, sg * d[1] / aa, sg * d[2] / aa}
+		if best < 0 || lexLessTol(r, bestR) || !lexLessTol(bestR, r) && aa > bestA {
+			best, bestR, bestA = j, r, aa
+		}
+	}
+	return best
+}
+
+func lexLessTol(a, b [3]float64) bool {
+	for l := range 3 {
+		tol := 1e-9 * (1 + math.Abs(a[l]) + math.Abs(b[l]))
+		if a[l] < b[l]-tol {
+			return true
+		}
+		if a[l] > b[l]+tol {
+			return false
+		}
+	}
+	return false
+}
+
+// separate activates the interval's rows that the current (float)
+// solution violates; it returns how many.
+func (s *netLP) separate() int {
+	pb := make([]float64, s.nBus)
+	qb := make([]float64, s.nBus)
+	for j := range s.n {
+		v := s.val[j]
+		if v == 0 {
+			continue
+		}
+		nb := s.nb[j]
+		if nb.Reactive {
+			qb[nb.Bus] += float64(nb.Sign) * v
+		} else {
+			pb[nb.Bus] += float64(nb.Sign) * v
+		}
+	}
+	added := 0
+	for ri, r := range s.rows {
+		if s.rowActive[ri] {
+			continue
+		}
+		var v float64
+		for i, b := range r.Buses {
+			v += float64(r.PPM[i]) * pb[b]
+			if r.QPPM != nil {
+				v += float64(r.QPPM[i]) * qb[b]
+			}
+		}
+		v *= 1e-6
+		if r.Up != Unlimited && v > float64(r.Up)+feasTol(float64(r.Up)) ||
+			r.Down != Unlimited && v < -float64(r.Down)-feasTol(float64(r.Down)) {
+			s.activate(ri)
+			added++
+		}
+	}
+	return added
+}
+
+// violatedExact returns the rows of the interval an integer solution
+// violates (exact integer arithmetic).
+func (s *netLP) violatedExact(x []int64) []int {
+	pb := make([]int64, s.nBus)
+	qb := make([]int64, s.nBus)
+	for j := range s.n {
+		if x[j] == 0 {
+			continue
+		}
+		nb := s.nb[j]
+		if nb.Reactive {
+			qb[nb.Bus] += int64(nb.Sign) * x[j]
+		} else {
+			pb[nb.Bus] += int64(nb.Sign) * x[j]
+		}
+	}
+	var out []int
+	for ri, r := range s.rows {
+		var v int64
+		for i, b := range r.Buses {
+			v += r.PPM[i] * pb[b]
+			if r.QPPM != nil {
+				v += r.QPPM[i] * qb[b]
+			}
+		}
+		if r.Up != Unlimited && v > r.Up*ppm || r.Down != Unlimited && v < -r.Down*ppm {
+			out = append(out, ri)
+		}
+	}
+	return out
+}
+
+// ---- exact arithmetic ----
+
+// exactEntries calls f for every nonzero of extended column j (exact).
+func (s *netLP) exactEntries(j int, f func(r int, v int64)) {
+	switch {
+	case j < s.n:
+		f(0, 1)
+		for _, e := range s.colRows[j] {
+			f(int(e.r)+1, e.ci)
+		}
+	case j == s.n:
+		f(0, 1)
+	case j == s.n+1:
+		f(0, -1)
+	default:
+		f(j-s.n-2+1, -1)
+	}
+}
+
+func (s *netLP) exactBounds(j int) (lo, hi int64, hasLo, hasHi bool) {
+	switch {
+	case j < s.n:
+		return s.lo[j], s.hi[j], true, true
+	case j == s.n && s.shortHi >= 0:
+		return 0, s.shortHi, true, true
+	case j < s.n+2:
+		return 0, 0, true, false
+	}
+	a := &s.act[j-s.n-2]
+	return a.loI, a.hiI, a.hasLo, a.hasHi
+}
+
+func (s *netLP) exactNbValue(j int) int64 {
+	lo, hi, _, _ := s.exactBounds(j)
+	if s.state[j] == stHi {
+		return hi
+	}
+	return lo
+}
+
+type exactSol struct {
+	binv  [][]big.Rat
+	xb    []big.Rat
+	bound [3]big.Rat
+	x     []big.Rat // every x column's value
+}
+
+// exactInverse inverts the basis exactly; nil when singular.
+func (s *netLP) exactInverse() [][]big.Rat {
+	m := s.m()
+	a := make([][]big.Rat, m)
+	inv := make([][]big.Rat, m)
+	for i := range m {
+		a[i] = make([]big.Rat, m)
+		inv[i] = make([]big.Rat, m)
+		inv[i][i].SetInt64(1)
+	}
+	for k, j := range s.basis {
+		s.exactEntries(int(j), func(r int, v int64) { a[r][k].SetInt64(v) })
+	}
+	tmp := new(big.Rat)
+	for c := range m {
+		p := -1
+		for r := c; r < m; r++ {
+			if a[r][c].Sign() != 0 {
+				p = r
+				break
+			}
+		}
+		if p < 0 {
+			return nil
+		}
+		a[p], a[c] = a[c], a[p]
+		inv[p], inv[c] = inv[c], inv[p]
+		f := new(big.Rat).Inv(&a[c][c])
+		for k := range m {
+			if a[c][k].Sign() != 0 {
+				a[c][k].Mul(&a[c][k], f)
+			}
+			if inv[c][k].Sign() != 0 {
+				inv[c][k].Mul(&inv[c][k], f)
+			}
+		}
+		for r := range m {
+			if r == c || a[r][c].Sign() == 0 {
+				continue
+			}
+			g := new(big.Rat).Set(&a[r][c])
+			for k := range m {
+				if a[c][k].Sign() != 0 {
+					a[r][k].Sub(&a[r][k], tmp.Mul(g, &a[c][k]))
+				}
+				if inv[c][k].Sign() != 0 {
+					inv[r][k].Sub(&inv[r][k], tmp.Mul(g, &inv[c][k]))
+				}
+			}
+		}
+	}
+	return inv
+}
+
+// exact recomputes the current basis's solution, checks lexicographic
+// dual feasibility of every nonbasic column and returns the exact
+// objective of the basic solution, which is then a valid lower bound on
+// every solution of the node (whatever the rows not yet active). ok is
+// false when the basis is not exactly dual feasible (or singular).
+func (s *netLP) exact() (*exactSol, bool) {
+	m := s.m()
+	inv := s.exactInverse()
+	if inv == nil {
+		return nil, false
+	}
+	e := &exactSol{binv: inv, xb: make([]big.Rat, m), x: make([]big.Rat, s.n)}
+	// rhs (int64: bounded by validation).
+	rhs := make([]int64, m)
+	rhs[0] = s.d
+	nExt := s.n + 2 + len(s.act)
+	for j := range nExt {
+		if s.state[j] == stBasic {
+			continue
+		}
+		v := s.exactNbValue(j)
+		if j < s.n {
+			e.x[j].SetInt64(v)
+		}
+		if v == 0 {
+			continue
+		}
+		s.exactEntries(j, func(r int, c int64) { rhs[r] -= c * v })
+	}
+	tmp := new(big.Rat)
+	for i := range m {
+		for k := range m {
+			if rhs[k] != 0 && inv[i][k].Sign() != 0 {
+				e.xb[i].Add(&e.xb[i], tmp.Mul(&inv[i][k], tmp2(rhs[k])))
+			}
+		}
+		if j := int(s.basis[i]); j < s.n {
+			e.x[j].Set(&e.xb[i])
+		}
+	}
+	// Duals.
+	var y [3][]big.Rat
+	var yf [3][]float64
+	for l := range 3 {
+		y[l] = make([]big.Rat, m)
+		yf[l] = make([]float64, m)
+	}
+	for k, j := range s.basis {
+		c := s.costI(int(j))
+		for l := range 3 {
+			if c[l] == 0 {
+				continue
+			}
+			cl := tmp2(c[l])
+			for i := range m {
+				if inv[k][i].Sign() != 0 {
+					y[l][i].Add(&y[l][i], tmp.Mul(cl, &inv[k][i]))
+				}
+			}
+		}
+	}
+	for l := range 3 {
+		for i := range m {
+			yf[l][i], _ = y[l][i].Float64()
+		}
+	}
+	// Reduced costs of x columns: float with a rigorous error bound, exact
+	// where the bound does not settle the sign.
+	var yA, yAbs [3][]float64
+	for l := range 3 {
+		yA[l] = make([]float64, s.n)
+		yAbs[l] = make([]float64, s.n)
+		for j := range s.n {
+			yA[l][j] = yf[l][0]
+			yAbs[l][j] = math.Abs(yf[l][0])
+		}
+		for r := range s.act {
+			w := yf[l][r+1]
+			if w == 0 {
+				continue
+			}
+			a := &s.act[r]
+			for k, j := range a.cols {
+				p := w * float64(a.ci[k])
+				yA[l][j] += p
+				yAbs[l][j] += math.Abs(p)
+			}
+		}
+	}
+	sign := func(j int) int { // lexicographic sign of d_j (exact)
+		c := s.costI(j)
+		for l := range 3 {
+			var sg int
+			if j < s.n {
+				d := float64(c[l]) - yA[l][j]
+				bound := float64(len(s.colRows[j])+6) * 4.5e-16 * (math.Abs(float64(c[l])) + yAbs[l][j])
+				switch {
+				case d > bound:
+					sg = 1
+				case d < -bound:
+					sg = -1
+				default:
+					dr := new(big.Rat).Sub(tmp2(c[l]), &y[l][0])
+					for _, en := range s.colRows[j] {
+						dr.Sub(dr, new(big.Rat).Mul(&y[l][en.r+1], tmp2(en.ci)))
+					}
+					sg = dr.Sign()
+				}
+			} else {
+				dr := new(big.Rat).SetInt64(c[l])
+				s.exactEntries(j, func(r int, v int64) {
+					dr.Sub(dr, new(big.Rat).Mul(&y[l][r], tmp2(v)))
+				})
+				sg = dr.Sign()
+			}
+			if sg != 0 {
+				return sg
+			}
+		}
+		return 0
+	}
+	for j := range nExt {
+		st := s.state[j]
+		if st == stBasic {
+			continue
+		}
+		lo, hi, hasLo, hasHi := s.exactBounds(j)
+		if hasLo && hasHi && lo == hi {
+			continue
+		}
+		sg := sign(j)
+		if st == stLo && sg < 0 || st == stHi && sg > 0 {
+			if debugNet {
+				println("dual infeasible col", j, "n", s.n, "state", st, "sg", sg)
+			}
+			return nil, false
+		}
+	}
+	// Objective of the basic solution.
+	var fixed [3]int64
+	for j := range nExt {
+		if s.state[j] == stBasic {
+			continue
+		}
+		v := s.exactNbValue(j)
+		c := s.costI(j)
+		for l := range 3 {
+			fixed[l] += c[l] * v
+		}
+	}
+	for l := range 3 {
+		e.bound[l].SetInt64(fixed[l])
+	}
+	for i, j := range s.basis {
+		c := s.costI(int(j))
+		for l := range 3 {
+			if c[l] != 0 {
+				e.bound[l].Add(&e.bound[l], tmp.Mul(tmp2(c[l]), &e.xb[i]))
+			}
+		}
+	}
+	return e, true
+}
+
+func tmp2(v int64) *big.Rat { return new(big.Rat).SetInt64(v) }
+
+// canImprove reports whether an integer solution better than the
+// incumbent at the phase's level may lie above the bound: every level of
+// an integer solution's objective is an integer, so it is at least the
+// bound's ceiling.
+func (e *exactSol) canImprove(phase int, inc obj) bool {
+	b := &e.bound[phase]
+	ceil := new(big.Int).Quo(b.Num(), b.Denom())
+	if !b.IsInt() && b.Sign() > 0 {
+		ceil.Add(ceil, big.NewInt(1))
+	}
+	return ceil.Cmp(big.NewInt([3]int64{inc.s, inc.c, inc.w}[phase])) < 0
+}
+
+// addCostRow adds Σ price·x ≤ c (the cost optimum) as an always-active row.
+func (s *netLP) addCostRow(c int64) {
+	a := actRow{lo: math.Inf(-1), hasHi: true, hi: float64(c) * 1e-6, hiI: c}
+	idx := int32(len(s.act))
+	for j := range s.n {
+		if p := s.price[j]; p != 0 {
+			a.cols = append(a.cols, int32(j))
+			a.ci = append(a.ci, p)
+			a.cf = append(a.cf, float64(p)*1e-6)
+			s.colRows[j] = append(s.colRows[j], netEntry{r: idx, ci: p, cf: float64(p) * 1e-6})
+		}
+	}
+	s.act = append(s.act, a)
+	s.state = append(s.state, stBasic)
+}
+
+// solve runs the three phases: least shortfall, then least cost at that
+// shortfall, then least tie-break weight at that cost.
+func (s *netLP) solve() error {
+	for s.phase = 0; s.phase < 3; s.phase++ {
+		switch s.phase {
+		case 1:
+			s.shortHi = s.incObj.s
+			if debugNet {
+				println("phase1: D", s.d, "inc", s.incObj.s, s.incObj.c, s.incObj.w, "x", fmtInts(s.inc), "lo", fmtInts(s.lo), "hi", fmtInts(s.hi))
+			}
+		case 2:
+			s.addCostRow(s.incObj.c)
+		}
+		s.reset()
+		if err := s.search(); err != nil {
+			return err
+		}
+		if !s.haveInc {
+			return nil // infeasible
+		}
+	}
+	return nil
+}
+
+// infeasibleExact proves that the basic variable of row i cannot be
+// brought within its bounds (the dual simplex found no entering column):
+// true only when that holds in exact arithmetic.
+func (s *netLP) infeasibleExact(i int) bool {
+	inv := s.exactInverse()
+	if inv == nil {
+		return false
+	}
+	m := s.m()
+	// β_i with nonbasics at their bounds.
+	rhs := make([]int64, m)
+	rhs[0] = s.d
+	nExt := s.n + 2 + len(s.act)
+	for j := range nExt {
+		if s.state[j] == stBasic {
+			continue
+		}
+		if v := s.exactNbValue(j); v != 0 {
+			s.exactEntries(j, func(r int, c int64) { rhs[r] -= c * v })
+		}
+	}
+	beta := new(big.Rat)
+	for k := range m {
+		beta.Add(beta, new(big.Rat).Mul(&inv[i][k], tmp2(rhs[k])))
+	}
+	lo, hi, hasLo, hasHi := s.exactBounds(int(s.basis[i]))
+	var mustUp bool
+	switch {
+	case hasLo && beta.Cmp(tmp2(lo)) < 0:
+		mustUp = true
+	case hasHi && beta.Cmp(tmp2(hi)) > 0:
+		mustUp = false
+	default:
+		return false
+	}
+	// x_Bi = β − Σ α_j (x_j − v_j): no column may move it the needed way.
+	for j := range nExt {
+		st := s.state[j]
+		if st == stBasic {
+			continue
+		}
+		jlo, jhi, hasJLo, hasJHi := s.exactBounds(j)
+		if hasJLo && hasJHi && jlo == jhi {
+			continue
+		}
+		a := new(big.Rat)
+		s.exactEntries(j, func(r int, v int64) { a.Add(a, new(big.Rat).Mul(&inv[i][r], tmp2(v))) })
+		sg := a.Sign()
+		if sg == 0 {
+			continue
+		}
+		// Δx_j > 0 possible at lower, < 0 at upper; x_Bi moves by −α·Δx.
+		up := st == stLo && sg < 0 || st == stHi && sg > 0
+		if up == mustUp {
+			return false
+		}
+	}
+	return true
+}
+
+// search is the depth-first branch and bound of one interval.
+func (s *netLP) search() error {
+	s.nodes++
+	if s.nodes > s.maxNodes {
+		return ErrNodeLimit
+	}
+	for {
+		st, leave := s.lp()
+		switch st {
+		case lpFail:
+			return s.fb(1)
+		case lpInfeasible:
+			if debugNet {
+				lo, hi := s.bounds(int(s.basis[leave]))
+				println("states", fmt.Sprint(s.state), "basis", fmt.Sprint(s.basis), "act", len(s.act))
+				println("infeasible phase", s.phase, "leave", leave, "col", s.basis[leave], "n", s.n, "xb", s.xb[leave], "lo", lo, "hi", hi, "shortHi", s.shortHi)
+			}
+			if !s.infeasibleExact(leave) {
+				return s.fb(2)
+			}
+			return nil
+		}
+		e, ok := s.exact()
+		if !ok {
+			return s.fb(3)
+		}
+		if s.haveInc && !e.canImprove(s.phase, s.incObj) {
+			return nil
+		}
+		// Branching candidate: a fractional value or one inside a gap.
+		bj := -1
+		for j := range s.n {
+			v := &e.x[j]
+			if !v.IsInt() || s.gap[j] > 0 && v.Sign() > 0 && v.Cmp(tmp2(s.gap[j])) < 0 {
+				bj = j
+				break
+			}
+		}
+		if bj < 0 {
+			x := make([]int64, s.n)
+			for j := range s.n {
+				x[j] = e.x[j].Num().Int64()
+			}
+			// Every basic variable within its bounds, exactly.
+			for i, j := range s.basis {
+				lo, hi, hasLo, hasHi := s.exactBounds(int(j))
+				if hasLo && e.xb[i].Cmp(tmp2(lo)) < 0 || hasHi && e.xb[i].Cmp(tmp2(hi)) > 0 {
+					return s.fb(4)
+				}
+			}
+			if v := s.violatedExact(x); len(v) > 0 {
+				for _, ri := range v {
+					if s.rowActive[ri] {
+						return s.fb(5) // cannot happen with exact slack bounds
+					}
+					s.activate(ri)
+				}
+				continue
+			}
+			var o obj
+			var cov int64
+			for j, v := range x {
+				cov += v
+				o.c += v * s.price[j]
+				o.w += v * s.rank[j]
+			}
+			o.s = max(0, s.d-cov)
+			if !s.haveInc || o.less(s.incObj) {
+				s.inc, s.incObj, s.haveInc = x, o, true
+			}
+			return nil
+		}
+		v := &e.x[bj]
+		fl := new(big.Int).Quo(v.Num(), v.Denom()).Int64() // v ≥ 0: floor
+		type child struct{ lo, hi int64 }
+		var kids [2]child
+		if g := s.gap[bj]; g > 0 && v.Sign() > 0 && v.Cmp(tmp2(g)) < 0 {
+			kids = [2]child{{s.lo[bj], 0}, {max(s.lo[bj], g), s.hi[bj]}}
+			if v.Cmp(big.NewRat(g, 2)) > 0 {
+				kids[0], kids[1] = kids[1], kids[0]
+			}
+		} else {
+			kids = [2]child{{s.lo[bj], fl}, {fl + 1, s.hi[bj]}}
+			if new(big.Rat).Sub(v, tmp2(fl)).Cmp(big.NewRat(1, 2)) > 0 {
+				kids[0], kids[1] = kids[1], kids[0]
+			}
+		}
+		lo0, hi0 := s.lo[bj], s.hi[bj]
+		for _, k := range kids {
+			k.lo, k.hi = max(k.lo, lo0), min(k.hi, hi0)
+			if k.lo == lo0 && k.hi == hi0 {
+				// The value lies outside the column's bounds: the float
+				// simplex stopped short of an exact vertex.
+				return s.fb(200)
+			}
+			if k.lo > k.hi {
+				continue
+			}
+			s.lo[bj], s.hi[bj] = k.lo, k.hi
+			err := s.search()
+			s.lo[bj], s.hi[bj] = lo0, hi0
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (s *netLP) fb(k int) error {
+	if debugNet {
+		println("fallback", k)
+	}
+	return errNetFallback
+}
+func (s *netLP) lpfb(k int) (lpStatus, int) {
+	if debugNet {
+		println("lpfail", k)
+	}
+	return lpFail, -1
+}
+
+var debugNet = os.Getenv("NETDEBUG") != ""
+
+func fmtInts(v []int64) string { return fmt.Sprint(v) }
