@@ -1,6 +1,7 @@
 package clearing
 
 import (
+	"time"
 	"fmt"
 	"math"
 	"math/big"
@@ -75,14 +76,13 @@ type netLP struct {
 
 	nodes    int64
 	maxNodes int64
-	// phase l minimises objective level l (shortfall, cost, tie-break
-	// weight) with the levels before it fixed at their optimum: shortHi
-	// bounds the shortfall column (−1: none), a cost row bounds the cost.
-	phase   int
-	shortHi int64
-	inc     []int64
-	incObj  obj
+	iters   int
+	binvOK  bool
+	etas    int
+	inc     []big.Rat // the incumbent (exact; divisible parts may be fractional)
+	incObj  [3]big.Rat
 	haveInc bool
+	xInt    []int64 // the incumbent rounded to whole W
 }
 
 const (
@@ -132,32 +132,23 @@ func newNetLP(p *Problem, m *model, t int, maxNodes int64) *netLP {
 		s.dd[l] = make([]float64, s.n)
 	}
 	s.val = make([]float64, s.n)
-	s.shortHi = -1
-	s.reset()
 	return s
 }
 
-// reset sets the merit-order basis of the current phase: the columns in
-// order of their (phase) cost, the cheap ones at their upper bound, one
-// marginal column basic, every active row's slack basic. It is dual
-// feasible by construction.
+// reset sets the merit-order basis: the columns in merit order (price,
+// bid), the cheap ones at their upper bound, one marginal column basic,
+// every active row's slack basic. It is dual feasible by construction.
 func (s *netLP) reset() {
-	order := make([]int, s.n)
+	s.binvOK = false
+	order := make([]int, s.n) // the columns are in merit order already
 	for j := range order {
 		order[j] = j
 	}
-	if s.phase == 2 {
-		slices.SortFunc(order, func(a, b int) int { return int(s.rank[a] - s.rank[b]) })
-	} // else the columns are in merit order (price, bid) already
 	for j := range s.state {
 		s.state[j] = stLo
 	}
 	s.basis = s.basis[:0]
 	R := s.d
-	if s.phase > 0 {
-		R -= s.shortHi
-		s.state[s.n] = stHi // free shortfall up to the optimum's
-	}
 	var acc int64
 	marg := -1
 	for _, j := range order {
@@ -175,7 +166,7 @@ func (s *netLP) reset() {
 	switch {
 	case marg >= 0:
 		s.basis = append(s.basis, int32(marg))
-	case acc < R || s.phase > 0:
+	case acc < R:
 		s.basis = append(s.basis, int32(s.n)) // short
 		s.state[s.n] = stBasic
 	default:
@@ -195,8 +186,6 @@ func (s *netLP) bounds(j int) (float64, float64) {
 	switch {
 	case j < s.n:
 		return float64(s.lo[j]), float64(s.hi[j])
-	case j == s.n && s.shortHi >= 0:
-		return 0, float64(s.shortHi)
 	case j < s.n+2:
 		return 0, math.Inf(1)
 	default:
@@ -210,8 +199,7 @@ func (s *netLP) cost(j int) [3]float64 {
 	return [3]float64{float64(c[0]), float64(c[1]), float64(c[2])}
 }
 
-// costI is column j's objective in the current phase: the levels before
-// the phase are fixed by then (shortfall bound, cost row) and drop out.
+// costI is column j's objective (shortfall, cost, tie-break weight).
 func (s *netLP) costI(j int) [3]int64 {
 	var c [3]int64
 	switch {
@@ -219,9 +207,6 @@ func (s *netLP) costI(j int) [3]int64 {
 		c = [3]int64{0, s.price[j], s.rank[j]}
 	case j == s.n:
 		c = [3]int64{1, 0, 0}
-	}
-	for l := range s.phase {
-		c[l] = 0
 	}
 	return c
 }
@@ -277,6 +262,35 @@ func (s *netLP) activate(ri int) {
 	s.act = append(s.act, a)
 	s.state = append(s.state, stBasic)
 	s.basis = append(s.basis, int32(s.n+2)+idx)
+	if s.binvOK {
+		// [[B,0],[c,−1]]⁻¹ = [[B⁻¹,0],[c·B⁻¹,−1]], c the new row's
+		// coefficients of the basic columns.
+		m := len(s.basis) - 1
+		nb := make([]float64, (m+1)*(m+1))
+		for i := range m {
+			copy(nb[i*(m+1):i*(m+1)+m], s.binv[i*m:(i+1)*m])
+		}
+		last := nb[m*(m+1):]
+		for k, j := range s.basis[:m] {
+			if int(j) >= s.n {
+				continue
+			}
+			var c float64
+			for _, e := range s.colRows[j] {
+				if e.r == idx {
+					c = e.cf
+				}
+			}
+			if c == 0 {
+				continue
+			}
+			for i := range m {
+				last[i] += c * s.binv[k*m+i]
+			}
+		}
+		last[m] = -1
+		s.binv = nb
+	}
 }
 
 // factor inverts the basis matrix (dense, Gauss-Jordan with partial
@@ -380,7 +394,7 @@ func (s *netLP) lp() (lpStatus, int) {
 	// freed) can leave a nonbasic column at the bound its reduced cost
 	// does not favour: move it to the other bound, which keeps the basis
 	// dual feasible (primal feasibility is the dual simplex's job).
-	if !s.factor() {
+	if !s.ensureFactor() {
 		return s.lpfb(100)
 	}
 	y := s.duals()
@@ -400,21 +414,15 @@ func (s *netLP) lp() (lpStatus, int) {
 			s.state[j] = stLo
 		}
 	}
-	if j := s.n; s.shortHi >= 0 && s.state[j] != stBasic {
-		c := s.cost(j)
-		d := [3]float64{c[0] - y[0][0], c[1] - y[1][0], c[2] - y[2][0]}
-		switch {
-		case s.state[j] == stLo && lexLessTol(d, [3]float64{}):
-			s.state[j] = stHi
-		case s.state[j] == stHi && lexLessTol([3]float64{}, d):
-			s.state[j] = stLo
-		}
-	}
 	for iter := 0; ; iter++ {
+		s.iters++
+		if debugNet && s.iters%1000 == 0 {
+			println("iters", s.iters, "nodes", s.nodes, "act", len(s.act), "m", s.m())
+		}
 		if iter > 20*(s.n+len(s.rows))+1000 {
 			return s.lpfb(6)
 		}
-		if !s.factor() {
+		if !s.ensureFactor() {
 			return s.lpfb(7)
 		}
 		s.primal()
@@ -448,7 +456,54 @@ func (s *netLP) lp() (lpStatus, int) {
 		}
 		s.basis[leave] = int32(enter)
 		s.state[enter] = stBasic
+		s.updateInverse(leave, enter)
 	}
+}
+
+// ensureFactor refactorises the basis when its inverse is stale or has
+// taken many product-form updates.
+func (s *netLP) ensureFactor() bool {
+	if s.binvOK && s.etas < 64 {
+		return true
+	}
+	s.etas = 0
+	s.binvOK = s.factor()
+	return s.binvOK
+}
+
+// updateInverse replaces basis position r by column j in B⁻¹ (product
+// form: w = B⁻¹a_j, row r divided by w_r, w_i·row r subtracted elsewhere).
+func (s *netLP) updateInverse(r, j int) {
+	if !s.binvOK {
+		return
+	}
+	m := s.m()
+	w := make([]float64, m)
+	s.colEntries(j, func(k int, v float64) {
+		for i := range m {
+			w[i] += s.binv[i*m+k] * v
+		}
+	})
+	if math.Abs(w[r]) < 1e-11 {
+		s.binvOK = false
+		return
+	}
+	rowR := s.binv[r*m : (r+1)*m]
+	f := 1 / w[r]
+	for k := range rowR {
+		rowR[k] *= f
+	}
+	for i := range m {
+		if i == r || w[i] == 0 {
+			continue
+		}
+		g := w[i]
+		ri := s.binv[i*m : (i+1)*m]
+		for k := range ri {
+			ri[k] -= g * rowR[k]
+		}
+	}
+	s.etas++
 }
 
 // duals returns y_l = c_B,l · B⁻¹ per objective level (float).
@@ -603,26 +658,52 @@ func (s *netLP) separate() int {
 			pb[nb.Bus] += float64(nb.Sign) * v
 		}
 	}
-	added := 0
+	// The most violated rows first, measured in W of the row's most
+	// sensitive bus; at most maxAdd per round (voltage rows along one
+	// feeder are nearly parallel: the worst one usually settles the rest).
+	type cand struct {
+		ri int
+		w  float64
+	}
+	var cs []cand
 	for ri, r := range s.rows {
 		if s.rowActive[ri] {
 			continue
 		}
-		var v float64
+		var v, mc float64
 		for i, b := range r.Buses {
 			v += float64(r.PPM[i]) * pb[b]
+			mc = max(mc, math.Abs(float64(r.PPM[i])))
 			if r.QPPM != nil {
 				v += float64(r.QPPM[i]) * qb[b]
+				mc = max(mc, math.Abs(float64(r.QPPM[i])))
 			}
 		}
 		v *= 1e-6
-		if r.Up != Unlimited && v > float64(r.Up)+feasTol(float64(r.Up)) ||
-			r.Down != Unlimited && v < -float64(r.Down)-feasTol(float64(r.Down)) {
-			s.activate(ri)
-			added++
+		var ex float64
+		if r.Up != Unlimited && v > float64(r.Up)+feasTol(float64(r.Up)) {
+			ex = v - float64(r.Up)
+		} else if r.Down != Unlimited && v < -float64(r.Down)-feasTol(float64(r.Down)) {
+			ex = -float64(r.Down) - v
+		} else {
+			continue
 		}
+		cs = append(cs, cand{ri, ex / math.Max(mc*1e-6, 1e-300)})
 	}
-	return added
+	slices.SortFunc(cs, func(a, b cand) int {
+		if a.w != b.w {
+			if a.w > b.w {
+				return -1
+			}
+			return 1
+		}
+		return a.ri - b.ri
+	})
+	const maxAdd = 8
+	for i := range min(len(cs), maxAdd) {
+		s.activate(cs[i].ri)
+	}
+	return min(len(cs), maxAdd)
 }
 
 // violatedExact returns the rows of the interval an integer solution
@@ -680,8 +761,6 @@ func (s *netLP) exactBounds(j int) (lo, hi int64, hasLo, hasHi bool) {
 	switch {
 	case j < s.n:
 		return s.lo[j], s.hi[j], true, true
-	case j == s.n && s.shortHi >= 0:
-		return 0, s.shortHi, true, true
 	case j < s.n+2:
 		return 0, 0, true, false
 	}
@@ -698,24 +777,110 @@ func (s *netLP) exactNbValue(j int) int64 {
 }
 
 type exactSol struct {
-	binv  [][]big.Rat
 	xb    []big.Rat
 	bound [3]big.Rat
 	x     []big.Rat // every x column's value
 }
 
-// exactInverse inverts the basis exactly; nil when singular.
+// exactInverse inverts the basis exactly (inv[position][row]); nil when
+// singular. Basic slacks are unit columns of their own rows, so only the
+// core — row 0 and the rows whose slack is nonbasic (the binding ones),
+// against the basic non-slack columns — needs a rational inversion:
+// B = [[Bc, 0], [C, −I]] gives B⁻¹ = [[Bc⁻¹, 0], [C·Bc⁻¹, −I]].
+func (s *netLP) exactCore() (coreRows, corePos []int, ic [][]big.Rat) {
+	m := s.m()
+	coreRows = append(coreRows, 0)
+	for r := range s.act {
+		if s.state[s.n+2+r] != stBasic {
+			coreRows = append(coreRows, r+1)
+		}
+	}
+	rowAt := make([]int, m) // row → index in coreRows, −1 if not core
+	for i := range rowAt {
+		rowAt[i] = -1
+	}
+	for a, r := range coreRows {
+		rowAt[r] = a
+	}
+	for p, j := range s.basis {
+		if int(j) < s.n+2 {
+			corePos = append(corePos, p)
+		}
+	}
+	k := len(coreRows)
+	if len(corePos) != k {
+		return nil, nil, nil
+	}
+	bc := make([][]big.Rat, k)
+	for a := range k {
+		bc[a] = make([]big.Rat, k)
+	}
+	for b, p := range corePos {
+		s.exactEntries(int(s.basis[p]), func(r int, v int64) {
+			if a := rowAt[r]; a >= 0 {
+				bc[a][b].SetInt64(v)
+			}
+		})
+	}
+	ic = invertRat(bc) // ic[b][a]
+	if ic == nil {
+		return nil, nil, nil
+	}
+	return coreRows, corePos, ic
+}
+
+// exactInverse is the full exact inverse (see exactCore).
 func (s *netLP) exactInverse() [][]big.Rat {
 	m := s.m()
-	a := make([][]big.Rat, m)
+	coreRows, corePos, ic := s.exactCore()
+	if ic == nil {
+		return nil
+	}
+	inv := make([][]big.Rat, m)
+	for p := range m {
+		inv[p] = make([]big.Rat, m)
+	}
+	for b, p := range corePos {
+		for a, r := range coreRows {
+			inv[p][r].Set(&ic[b][a])
+		}
+	}
+	tmp := new(big.Rat)
+	for p, j := range s.basis {
+		if int(j) < s.n+2 {
+			continue
+		}
+		rho := int(j) - s.n - 2 + 1
+		for b, cp := range corePos {
+			var c int64
+			s.exactEntries(int(s.basis[cp]), func(r int, v int64) {
+				if r == rho {
+					c = v
+				}
+			})
+			if c == 0 {
+				continue
+			}
+			cr := tmp2(c)
+			for a, r := range coreRows {
+				if ic[b][a].Sign() != 0 {
+					inv[p][r].Add(&inv[p][r], tmp.Mul(cr, &ic[b][a]))
+				}
+			}
+		}
+		inv[p][rho].SetInt64(-1)
+	}
+	return inv
+}
+
+// invertRat inverts a square rational matrix (Gauss-Jordan); nil when
+// singular. The result is indexed [column of a][row of a].
+func invertRat(a [][]big.Rat) [][]big.Rat {
+	m := len(a)
 	inv := make([][]big.Rat, m)
 	for i := range m {
-		a[i] = make([]big.Rat, m)
 		inv[i] = make([]big.Rat, m)
 		inv[i][i].SetInt64(1)
-	}
-	for k, j := range s.basis {
-		s.exactEntries(int(j), func(r int, v int64) { a[r][k].SetInt64(v) })
 	}
 	tmp := new(big.Rat)
 	for c := range m {
@@ -765,11 +930,11 @@ func (s *netLP) exactInverse() [][]big.Rat {
 // false when the basis is not exactly dual feasible (or singular).
 func (s *netLP) exact() (*exactSol, bool) {
 	m := s.m()
-	inv := s.exactInverse()
-	if inv == nil {
+	coreRows, corePos, ic := s.exactCore()
+	if ic == nil {
 		return nil, false
 	}
-	e := &exactSol{binv: inv, xb: make([]big.Rat, m), x: make([]big.Rat, s.n)}
+	e := &exactSol{xb: make([]big.Rat, m), x: make([]big.Rat, s.n)}
 	// rhs (int64: bounded by validation).
 	rhs := make([]int64, m)
 	rhs[0] = s.d
@@ -788,33 +953,51 @@ func (s *netLP) exact() (*exactSol, bool) {
 		s.exactEntries(j, func(r int, c int64) { rhs[r] -= c * v })
 	}
 	tmp := new(big.Rat)
-	for i := range m {
-		for k := range m {
-			if rhs[k] != 0 && inv[i][k].Sign() != 0 {
-				e.xb[i].Add(&e.xb[i], tmp.Mul(&inv[i][k], tmp2(rhs[k])))
+	for b, p := range corePos {
+		for a, r := range coreRows {
+			if rhs[r] != 0 && ic[b][a].Sign() != 0 {
+				e.xb[p].Add(&e.xb[p], tmp.Mul(&ic[b][a], tmp2(rhs[r])))
 			}
 		}
-		if j := int(s.basis[i]); j < s.n {
-			e.x[j].Set(&e.xb[i])
+		if j := int(s.basis[p]); j < s.n {
+			e.x[j].Set(&e.xb[p])
 		}
 	}
-	// Duals.
+	// Basic slacks: the row's value Σ C·x.
+	for p, j := range s.basis {
+		if int(j) < s.n+2 {
+			continue
+		}
+		a := &s.act[int(j)-s.n-2]
+		var in int64
+		for k, col := range a.cols {
+			if s.state[col] == stBasic {
+				e.xb[p].Add(&e.xb[p], tmp.Mul(tmp2(a.ci[k]), &e.x[col]))
+			} else {
+				in += a.ci[k] * s.exactNbValue(int(col))
+			}
+		}
+		e.xb[p].Add(&e.xb[p], tmp2(in))
+	}
+	// Duals: zero on the rows whose slack is basic.
 	var y [3][]big.Rat
 	var yf [3][]float64
+	var ynz [3][]bool
 	for l := range 3 {
 		y[l] = make([]big.Rat, m)
 		yf[l] = make([]float64, m)
+		ynz[l] = make([]bool, m)
 	}
-	for k, j := range s.basis {
-		c := s.costI(int(j))
+	for b, p := range corePos {
+		c := s.costI(int(s.basis[p]))
 		for l := range 3 {
 			if c[l] == 0 {
 				continue
 			}
 			cl := tmp2(c[l])
-			for i := range m {
-				if inv[k][i].Sign() != 0 {
-					y[l][i].Add(&y[l][i], tmp.Mul(cl, &inv[k][i]))
+			for a, r := range coreRows {
+				if ic[b][a].Sign() != 0 {
+					y[l][r].Add(&y[l][r], tmp.Mul(cl, &ic[b][a]))
 				}
 			}
 		}
@@ -822,6 +1005,7 @@ func (s *netLP) exact() (*exactSol, bool) {
 	for l := range 3 {
 		for i := range m {
 			yf[l][i], _ = y[l][i].Float64()
+			ynz[l][i] = y[l][i].Sign() != 0
 		}
 	}
 	// Reduced costs of x columns: float with a rigorous error bound, exact
@@ -859,6 +1043,8 @@ func (s *netLP) exact() (*exactSol, bool) {
 					sg = 1
 				case d < -bound:
 					sg = -1
+				case c[l] == 0 && !ynz[l][0] && !anyNZ(ynz[l], s.colRows[j]):
+					sg = 0 // every term exactly zero
 				default:
 					dr := new(big.Rat).Sub(tmp2(c[l]), &y[l][0])
 					for _, en := range s.colRows[j] {
@@ -924,57 +1110,29 @@ func (s *netLP) exact() (*exactSol, bool) {
 
 func tmp2(v int64) *big.Rat { return new(big.Rat).SetInt64(v) }
 
-// canImprove reports whether an integer solution better than the
-// incumbent at the phase's level may lie above the bound: every level of
-// an integer solution's objective is an integer, so it is at least the
-// bound's ceiling.
-func (e *exactSol) canImprove(phase int, inc obj) bool {
-	b := &e.bound[phase]
-	ceil := new(big.Int).Quo(b.Num(), b.Denom())
-	if !b.IsInt() && b.Sign() > 0 {
-		ceil.Add(ceil, big.NewInt(1))
-	}
-	return ceil.Cmp(big.NewInt([3]int64{inc.s, inc.c, inc.w}[phase])) < 0
-}
-
-// addCostRow adds Σ price·x ≤ c (the cost optimum) as an always-active row.
-func (s *netLP) addCostRow(c int64) {
-	a := actRow{lo: math.Inf(-1), hasHi: true, hi: float64(c) * 1e-6, hiI: c}
-	idx := int32(len(s.act))
-	for j := range s.n {
-		if p := s.price[j]; p != 0 {
-			a.cols = append(a.cols, int32(j))
-			a.ci = append(a.ci, p)
-			a.cf = append(a.cf, float64(p)*1e-6)
-			s.colRows[j] = append(s.colRows[j], netEntry{r: idx, ci: p, cf: float64(p) * 1e-6})
+// below reports bound <lex the incumbent's objective.
+func (e *exactSol) below(inc *[3]big.Rat) bool {
+	for l := range 3 {
+		if c := e.bound[l].Cmp(&inc[l]); c != 0 {
+			return c < 0
 		}
 	}
-	s.act = append(s.act, a)
-	s.state = append(s.state, stBasic)
+	return false
 }
 
-// solve runs the three phases: least shortfall, then least cost at that
-// shortfall, then least tie-break weight at that cost.
+// solve finds the exact optimum of the interval (divisible quantities
+// continuous) and rounds it to whole W.
 func (s *netLP) solve() error {
-	for s.phase = 0; s.phase < 3; s.phase++ {
-		switch s.phase {
-		case 1:
-			s.shortHi = s.incObj.s
-			if debugNet {
-				println("phase1: D", s.d, "inc", s.incObj.s, s.incObj.c, s.incObj.w, "x", fmtInts(s.inc), "lo", fmtInts(s.lo), "hi", fmtInts(s.hi))
-			}
-		case 2:
-			s.addCostRow(s.incObj.c)
-		}
-		s.reset()
-		if err := s.search(); err != nil {
-			return err
-		}
-		if !s.haveInc {
-			return nil // infeasible
-		}
+	s.reset()
+	t0 := time.Now()
+	err := s.search()
+	if debugNet {
+		println("search nodes", s.nodes, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
 	}
-	return nil
+	if err != nil || !s.haveInc {
+		return err
+	}
+	return s.round()
 }
 
 // infeasibleExact proves that the basic variable of row i cannot be
@@ -1052,7 +1210,7 @@ func (s *netLP) search() error {
 			if debugNet {
 				lo, hi := s.bounds(int(s.basis[leave]))
 				println("states", fmt.Sprint(s.state), "basis", fmt.Sprint(s.basis), "act", len(s.act))
-				println("infeasible phase", s.phase, "leave", leave, "col", s.basis[leave], "n", s.n, "xb", s.xb[leave], "lo", lo, "hi", hi, "shortHi", s.shortHi)
+				println("infeasible", "leave", leave, "col", s.basis[leave], "n", s.n, "xb", s.xb[leave], "lo", lo, "hi", hi)
 			}
 			if !s.infeasibleExact(leave) {
 				return s.fb(2)
@@ -1063,23 +1221,20 @@ func (s *netLP) search() error {
 		if !ok {
 			return s.fb(3)
 		}
-		if s.haveInc && !e.canImprove(s.phase, s.incObj) {
+		if s.haveInc && !e.below(&s.incObj) {
 			return nil
 		}
-		// Branching candidate: a fractional value or one inside a gap.
+		// Branching candidate: a value inside a gap (indivisible bid or
+		// minimum quantity). Divisible quantities stay continuous.
 		bj := -1
 		for j := range s.n {
 			v := &e.x[j]
-			if !v.IsInt() || s.gap[j] > 0 && v.Sign() > 0 && v.Cmp(tmp2(s.gap[j])) < 0 {
+			if s.gap[j] > 0 && v.Sign() > 0 && v.Cmp(tmp2(s.gap[j])) < 0 {
 				bj = j
 				break
 			}
 		}
 		if bj < 0 {
-			x := make([]int64, s.n)
-			for j := range s.n {
-				x[j] = e.x[j].Num().Int64()
-			}
 			// Every basic variable within its bounds, exactly.
 			for i, j := range s.basis {
 				lo, hi, hasLo, hasHi := s.exactBounds(int(j))
@@ -1087,7 +1242,7 @@ func (s *netLP) search() error {
 					return s.fb(4)
 				}
 			}
-			if v := s.violatedExact(x); len(v) > 0 {
+			if v := s.violatedRat(e.x); len(v) > 0 {
 				for _, ri := range v {
 					if s.rowActive[ri] {
 						return s.fb(5) // cannot happen with exact slack bounds
@@ -1096,33 +1251,18 @@ func (s *netLP) search() error {
 				}
 				continue
 			}
-			var o obj
-			var cov int64
-			for j, v := range x {
-				cov += v
-				o.c += v * s.price[j]
-				o.w += v * s.rank[j]
-			}
-			o.s = max(0, s.d-cov)
-			if !s.haveInc || o.less(s.incObj) {
-				s.inc, s.incObj, s.haveInc = x, o, true
+			s.inc, s.haveInc = e.x, true
+			for l := range 3 {
+				s.incObj[l].Set(&e.bound[l])
 			}
 			return nil
 		}
 		v := &e.x[bj]
-		fl := new(big.Int).Quo(v.Num(), v.Denom()).Int64() // v ≥ 0: floor
+		g := s.gap[bj]
 		type child struct{ lo, hi int64 }
-		var kids [2]child
-		if g := s.gap[bj]; g > 0 && v.Sign() > 0 && v.Cmp(tmp2(g)) < 0 {
-			kids = [2]child{{s.lo[bj], 0}, {max(s.lo[bj], g), s.hi[bj]}}
-			if v.Cmp(big.NewRat(g, 2)) > 0 {
-				kids[0], kids[1] = kids[1], kids[0]
-			}
-		} else {
-			kids = [2]child{{s.lo[bj], fl}, {fl + 1, s.hi[bj]}}
-			if new(big.Rat).Sub(v, tmp2(fl)).Cmp(big.NewRat(1, 2)) > 0 {
-				kids[0], kids[1] = kids[1], kids[0]
-			}
+		kids := [2]child{{s.lo[bj], 0}, {max(s.lo[bj], g), s.hi[bj]}}
+		if v.Cmp(big.NewRat(g, 2)) > 0 {
+			kids[0], kids[1] = kids[1], kids[0]
 		}
 		lo0, hi0 := s.lo[bj], s.hi[bj]
 		for _, k := range kids {
@@ -1161,4 +1301,164 @@ func (s *netLP) lpfb(k int) (lpStatus, int) {
 
 var debugNet = os.Getenv("NETDEBUG") != ""
 
-func fmtInts(v []int64) string { return fmt.Sprint(v) }
+
+
+// violatedRat returns the rows of the interval that x (exact) violates.
+// Only the few fractional values need rational arithmetic: the integer
+// parts go through the exact integer check.
+func (s *netLP) violatedRat(x []big.Rat) []int {
+	fl := make([]int64, s.n)
+	var frac []int
+	for j := range s.n {
+		v := &x[j]
+		fl[j] = new(big.Int).Quo(v.Num(), v.Denom()).Int64()
+		if !v.IsInt() {
+			frac = append(frac, j)
+		}
+	}
+	vals := s.rowValues(fl)
+	var out []int
+	for ri, r := range s.rows {
+		v := new(big.Rat).SetInt64(vals[ri])
+		for _, j := range frac {
+			if c := r.coeff(s.nb[j]); c != 0 {
+				f := new(big.Rat).Sub(&x[j], tmp2(fl[j]))
+				v.Add(v, f.Mul(f, tmp2(c)))
+			}
+		}
+		if r.Up != Unlimited && v.Cmp(tmp2(r.Up*ppm)) > 0 || r.Down != Unlimited && v.Cmp(tmp2(-r.Down*ppm)) < 0 {
+			out = append(out, ri)
+		}
+	}
+	return out
+}
+
+// rowValues is Σ C·x of every row of the interval (exact integers).
+func (s *netLP) rowValues(x []int64) []int64 {
+	pb := make([]int64, s.nBus)
+	qb := make([]int64, s.nBus)
+	for j := range s.n {
+		if x[j] == 0 {
+			continue
+		}
+		nb := s.nb[j]
+		if nb.Reactive {
+			qb[nb.Bus] += int64(nb.Sign) * x[j]
+		} else {
+			pb[nb.Bus] += int64(nb.Sign) * x[j]
+		}
+	}
+	out := make([]int64, len(s.rows))
+	for ri, r := range s.rows {
+		var v int64
+		for i, b := range r.Buses {
+			v += r.PPM[i] * pb[b]
+			if r.QPPM != nil {
+				v += r.QPPM[i] * qb[b]
+			}
+		}
+		out[ri] = v
+	}
+	return out
+}
+
+// round turns the exact optimum into whole W. Each fractional quantity
+// (at most one per binding row plus one, the basic columns of the final
+// LP) goes down to the W below; a row that this takes beyond a limit
+// (a bid whose acceptance relieves that row) gets its bids on it rounded
+// up instead; then the W lost on coverage are given back, in merit order,
+// to divisible bids whose rows all leave room for them. Every row is
+// checked in exact integers; a rounding that cannot keep every row is an
+// error (it is not hidden).
+func (s *netLP) round() error {
+	x := make([]int64, s.n)
+	var frac []int
+	var cov int64
+	for j := range s.n {
+		v := &s.inc[j]
+		x[j] = new(big.Int).Quo(v.Num(), v.Denom()).Int64()
+		if !v.IsInt() {
+			frac = append(frac, j)
+		}
+		cov += x[j]
+	}
+	vals := s.rowValues(x)
+	over := func(ri int, v int64) bool {
+		r := s.rows[ri]
+		return r.Up != Unlimited && v > r.Up*ppm || r.Down != Unlimited && v < -r.Down*ppm
+	}
+	for pass := 0; pass < 2; pass++ {
+		bad := false
+		for ri, v := range vals {
+			if !over(ri, v) {
+				continue
+			}
+			bad = true
+			r := s.rows[ri]
+			for _, j := range frac {
+				c := r.coeff(s.nb[j])
+				if c == 0 || x[j] >= s.hi[j] {
+					continue
+				}
+				up := r.Up != Unlimited && vals[ri] > r.Up*ppm
+				if up && c < 0 || !up && c > 0 {
+					x[j]++
+					cov++
+					for rj, rr := range s.rows {
+						vals[rj] += rr.coeff(s.nb[j])
+					}
+				}
+			}
+		}
+		if !bad {
+			break
+		}
+	}
+	for ri, v := range vals {
+		if over(ri, v) {
+			return fmt.Errorf("clearing: interval %d: rounding the optimum to whole W breaks %s", s.t, s.rows[ri].Name)
+		}
+	}
+	// Give back the coverage lost by rounding down, a W at a time.
+	target := s.d
+	var exact big.Rat
+	for j := range s.n {
+		exact.Add(&exact, &s.inc[j])
+	}
+	if exact.Cmp(tmp2(s.d)) < 0 { // the optimum itself has a shortfall
+		target = new(big.Int).Quo(exact.Num(), exact.Denom()).Int64()
+	}
+	for j := 0; j < s.n && cov < target; j++ {
+		if s.gap[j] > 0 && x[j] < s.gap[j] {
+			continue
+		}
+		for cov < target && x[j] < s.hi[j] {
+			ok := true
+			for ri, r := range s.rows {
+				if c := r.coeff(s.nb[j]); c != 0 && over(ri, vals[ri]+c) {
+					ok = false
+					break
+				}
+			}
+			if !ok {
+				break
+			}
+			x[j]++
+			cov++
+			for ri, r := range s.rows {
+				vals[ri] += r.coeff(s.nb[j])
+			}
+		}
+	}
+	s.xInt = x
+	return nil
+}
+
+func anyNZ(nz []bool, es []netEntry) bool {
+	for _, e := range es {
+		if nz[e.r+1] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,6 +1,7 @@
 package clearing
 
 import (
+	"math/big"
 	"errors"
 	"fmt"
 	"math"
@@ -184,7 +185,7 @@ func solveNetwork(p *Problem) (*Result, error) {
 	if err := validateNetwork(p); err != nil {
 		return nil, err
 	}
-	r, err := solveNetworkFast(p)
+	r, err := solveNetworkFast(p, nil)
 	if err == errNetFallback {
 		return solveNetworkGeneral(p)
 	}
@@ -198,7 +199,15 @@ func solveNetworkGeneral(p *Problem) (*Result, error) {
 	return Solve(&q)
 }
 
-func solveNetworkFast(p *Problem) (*Result, error) {
+// netStats describes a fast-path solve (for tests and benchmarks).
+type netStats struct {
+	cont   [3]big.Rat // the exact optimum with continuous divisible quantities
+	frac   int        // quantities it had that were not whole W
+	active int        // network rows generated, over all intervals
+	nodes  int64      // branch-and-bound nodes
+}
+
+func solveNetworkFast(p *Problem, st *netStats) (*Result, error) {
 	if len(p.Constraints) > 0 {
 		return nil, errNetFallback
 	}
@@ -227,7 +236,19 @@ func solveNetworkFast(p *Problem) (*Result, error) {
 			return nil, ErrInfeasible
 		}
 		for j, sl := range s.slots {
-			x[sl] = s.inc[j]
+			x[sl] = s.xInt[j]
+		}
+		if st != nil {
+			for l := range 3 {
+				st.cont[l].Add(&st.cont[l], &s.incObj[l])
+			}
+			for j := range s.inc {
+				if !s.inc[j].IsInt() {
+					st.frac++
+				}
+			}
+			st.active += len(s.act)
+			st.nodes += s.nodes
 		}
 	}
 	return assemble(p, m, x, make([]bool, len(m.items))), nil
