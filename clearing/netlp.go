@@ -34,6 +34,11 @@ type netEntry struct {
 	cf float64
 }
 
+type busEntry struct {
+	ri   int32
+	p, q int64
+}
+
 type actRow struct {
 	row          *NetRow
 	cols         []int32
@@ -59,6 +64,12 @@ type netLP struct {
 	nb    []NetBid
 
 	rows      []*NetRow // every row of the interval
+	busRows   [][]busEntry
+	rowMax    []float64 // largest |coefficient| of each row
+	rowVal    []float64 // Σ C·x (micro-units) at lastVal, for separation
+	lastVal   []float64
+	sepCalls  int
+	exactCalls int
 	rowActive []bool
 	act       []actRow
 	colRows   [][]netEntry
@@ -82,6 +93,7 @@ type netLP struct {
 	inc     []big.Rat // the incumbent (exact; divisible parts may be fractional)
 	incObj  [3]big.Rat
 	haveInc bool
+	incF    [3]float64
 	xInt    []int64 // the incumbent rounded to whole W
 }
 
@@ -126,6 +138,18 @@ func newNetLP(p *Problem, m *model, t int, maxNodes int64) *netLP {
 		}
 	}
 	s.rowActive = make([]bool, len(s.rows))
+	s.busRows = make([][]busEntry, s.nBus)
+	s.rowMax = make([]float64, len(s.rows))
+	for ri, r := range s.rows {
+		for i, b := range r.Buses {
+			e := busEntry{ri: int32(ri), p: r.PPM[i]}
+			if r.QPPM != nil {
+				e.q = r.QPPM[i]
+			}
+			s.busRows[b] = append(s.busRows[b], e)
+			s.rowMax[ri] = max(s.rowMax[ri], math.Abs(float64(e.p)), math.Abs(float64(e.q)))
+		}
+	}
 	s.state = make([]int8, s.n+2)
 	s.alpha = make([]float64, s.n)
 	for l := range 3 {
@@ -644,18 +668,27 @@ func lexLessTol(a, b [3]float64) bool {
 // separate activates the interval's rows that the current (float)
 // solution violates; it returns how many.
 func (s *netLP) separate() int {
-	pb := make([]float64, s.nBus)
-	qb := make([]float64, s.nBus)
+	// Row values kept up to date from the columns that changed since the
+	// last call (recomputed in full now and then against drift).
+	if s.rowVal == nil || s.sepCalls%64 == 0 {
+		s.rowVal = make([]float64, len(s.rows))
+		s.lastVal = make([]float64, s.n)
+	}
+	s.sepCalls++
 	for j := range s.n {
-		v := s.val[j]
-		if v == 0 {
+		d := s.val[j] - s.lastVal[j]
+		if d == 0 {
 			continue
 		}
+		s.lastVal[j] = s.val[j]
 		nb := s.nb[j]
-		if nb.Reactive {
-			qb[nb.Bus] += float64(nb.Sign) * v
-		} else {
-			pb[nb.Bus] += float64(nb.Sign) * v
+		d *= float64(nb.Sign) * 1e-6
+		for _, e := range s.busRows[nb.Bus] {
+			c := e.p
+			if nb.Reactive {
+				c = e.q
+			}
+			s.rowVal[e.ri] += float64(c) * d
 		}
 	}
 	// The most violated rows first, measured in W of the row's most
@@ -670,16 +703,7 @@ func (s *netLP) separate() int {
 		if s.rowActive[ri] {
 			continue
 		}
-		var v, mc float64
-		for i, b := range r.Buses {
-			v += float64(r.PPM[i]) * pb[b]
-			mc = max(mc, math.Abs(float64(r.PPM[i])))
-			if r.QPPM != nil {
-				v += float64(r.QPPM[i]) * qb[b]
-				mc = max(mc, math.Abs(float64(r.QPPM[i])))
-			}
-		}
-		v *= 1e-6
+		v, mc := s.rowVal[ri], s.rowMax[ri]
 		var ex float64
 		if r.Up != Unlimited && v > float64(r.Up)+feasTol(float64(r.Up)) {
 			ex = v - float64(r.Up)
@@ -787,7 +811,7 @@ type exactSol struct {
 // core — row 0 and the rows whose slack is nonbasic (the binding ones),
 // against the basic non-slack columns — needs a rational inversion:
 // B = [[Bc, 0], [C, −I]] gives B⁻¹ = [[Bc⁻¹, 0], [C·Bc⁻¹, −I]].
-func (s *netLP) exactCore() (coreRows, corePos []int, ic [][]big.Rat) {
+func (s *netLP) exactCore() (coreRows, corePos []int, adj [][]big.Int, det *big.Int) {
 	m := s.m()
 	coreRows = append(coreRows, 0)
 	for r := range s.act {
@@ -809,11 +833,11 @@ func (s *netLP) exactCore() (coreRows, corePos []int, ic [][]big.Rat) {
 	}
 	k := len(coreRows)
 	if len(corePos) != k {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	bc := make([][]big.Rat, k)
+	bc := make([][]big.Int, k)
 	for a := range k {
-		bc[a] = make([]big.Rat, k)
+		bc[a] = make([]big.Int, k)
 	}
 	for b, p := range corePos {
 		s.exactEntries(int(s.basis[p]), func(r int, v int64) {
@@ -822,19 +846,26 @@ func (s *netLP) exactCore() (coreRows, corePos []int, ic [][]big.Rat) {
 			}
 		})
 	}
-	ic = invertRat(bc) // ic[b][a]
-	if ic == nil {
-		return nil, nil, nil
+	adj, det = invertBareiss(bc) // B_c⁻¹ = adj/det, adj[b][a]
+	if det.Sign() == 0 {
+		return nil, nil, nil, nil
 	}
-	return coreRows, corePos, ic
+	return coreRows, corePos, adj, det
 }
 
 // exactInverse is the full exact inverse (see exactCore).
 func (s *netLP) exactInverse() [][]big.Rat {
 	m := s.m()
-	coreRows, corePos, ic := s.exactCore()
-	if ic == nil {
+	coreRows, corePos, adj, det := s.exactCore()
+	if adj == nil {
 		return nil
+	}
+	ic := make([][]big.Rat, len(adj))
+	for b := range adj {
+		ic[b] = make([]big.Rat, len(adj[b]))
+		for a := range adj[b] {
+			ic[b][a].SetFrac(&adj[b][a], det)
+		}
 	}
 	inv := make([][]big.Rat, m)
 	for p := range m {
@@ -929,9 +960,10 @@ func invertRat(a [][]big.Rat) [][]big.Rat {
 // every solution of the node (whatever the rows not yet active). ok is
 // false when the basis is not exactly dual feasible (or singular).
 func (s *netLP) exact() (*exactSol, bool) {
+	s.exactCalls++
 	m := s.m()
-	coreRows, corePos, ic := s.exactCore()
-	if ic == nil {
+	coreRows, corePos, adj, det := s.exactCore()
+	if adj == nil {
 		return nil, false
 	}
 	e := &exactSol{xb: make([]big.Rat, m), x: make([]big.Rat, s.n)}
@@ -953,12 +985,15 @@ func (s *netLP) exact() (*exactSol, bool) {
 		s.exactEntries(j, func(r int, c int64) { rhs[r] -= c * v })
 	}
 	tmp := new(big.Rat)
+	num, ti := new(big.Int), new(big.Int)
 	for b, p := range corePos {
+		num.SetInt64(0)
 		for a, r := range coreRows {
-			if rhs[r] != 0 && ic[b][a].Sign() != 0 {
-				e.xb[p].Add(&e.xb[p], tmp.Mul(&ic[b][a], tmp2(rhs[r])))
+			if rhs[r] != 0 && adj[b][a].Sign() != 0 {
+				num.Add(num, ti.Mul(&adj[b][a], big.NewInt(rhs[r])))
 			}
 		}
+		e.xb[p].SetFrac(num, det)
 		if j := int(s.basis[p]); j < s.n {
 			e.x[j].Set(&e.xb[p])
 		}
@@ -988,18 +1023,15 @@ func (s *netLP) exact() (*exactSol, bool) {
 		yf[l] = make([]float64, m)
 		ynz[l] = make([]bool, m)
 	}
-	for b, p := range corePos {
-		c := s.costI(int(s.basis[p]))
-		for l := range 3 {
-			if c[l] == 0 {
-				continue
-			}
-			cl := tmp2(c[l])
-			for a, r := range coreRows {
-				if ic[b][a].Sign() != 0 {
-					y[l][r].Add(&y[l][r], tmp.Mul(cl, &ic[b][a]))
+	for l := range 3 {
+		for a, r := range coreRows {
+			num.SetInt64(0)
+			for b, p := range corePos {
+				if c := s.costI(int(s.basis[p]))[l]; c != 0 && adj[b][a].Sign() != 0 {
+					num.Add(num, ti.Mul(&adj[b][a], big.NewInt(c)))
 				}
 			}
+			y[l][r].SetFrac(num, det)
 		}
 	}
 	for l := range 3 {
@@ -1127,7 +1159,7 @@ func (s *netLP) solve() error {
 	t0 := time.Now()
 	err := s.search()
 	if debugNet {
-		println("search nodes", s.nodes, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
+		println("search nodes", s.nodes, "exact", s.exactCalls, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
 	}
 	if err != nil || !s.haveInc {
 		return err
@@ -1217,21 +1249,35 @@ func (s *netLP) search() error {
 			}
 			return nil
 		}
-		e, ok := s.exact()
-		if !ok {
-			return s.fb(3)
-		}
-		if s.haveInc && !e.below(&s.incObj) {
-			return nil
-		}
-		// Branching candidate: a value inside a gap (indivisible bid or
-		// minimum quantity). Divisible quantities stay continuous.
+		// Exact arithmetic is needed to prune and at leaves; a node that
+		// the float solution clearly shows to be inside a gap, and whose
+		// float bound is clearly below the incumbent (or there is none),
+		// is branched on directly (branching is never wrong, only work).
 		bj := -1
 		for j := range s.n {
-			v := &e.x[j]
-			if s.gap[j] > 0 && v.Sign() > 0 && v.Cmp(tmp2(s.gap[j])) < 0 {
+			if g := float64(s.gap[j]); g > 0 && s.val[j] > 1e-6*g && s.val[j] < g*(1-1e-6) {
 				bj = j
 				break
+			}
+		}
+		var e *exactSol
+		if bj < 0 || s.haveInc && !lexLessTol(s.floatObj(), s.incF) {
+			var ok bool
+			if e, ok = s.exact(); !ok {
+				return s.fb(3)
+			}
+			if s.haveInc && !e.below(&s.incObj) {
+				return nil
+			}
+			// Branching candidate: a value inside a gap (indivisible bid
+			// or minimum quantity). Divisible quantities stay continuous.
+			bj = -1
+			for j := range s.n {
+				v := &e.x[j]
+				if s.gap[j] > 0 && v.Sign() > 0 && v.Cmp(tmp2(s.gap[j])) < 0 {
+					bj = j
+					break
+				}
 			}
 		}
 		if bj < 0 {
@@ -1254,14 +1300,14 @@ func (s *netLP) search() error {
 			s.inc, s.haveInc = e.x, true
 			for l := range 3 {
 				s.incObj[l].Set(&e.bound[l])
+				s.incF[l], _ = e.bound[l].Float64()
 			}
 			return nil
 		}
-		v := &e.x[bj]
 		g := s.gap[bj]
 		type child struct{ lo, hi int64 }
 		kids := [2]child{{s.lo[bj], 0}, {max(s.lo[bj], g), s.hi[bj]}}
-		if v.Cmp(big.NewRat(g, 2)) > 0 {
+		if s.val[bj] > float64(g)/2 {
 			kids[0], kids[1] = kids[1], kids[0]
 		}
 		lo0, hi0 := s.lo[bj], s.hi[bj]
@@ -1461,4 +1507,79 @@ func anyNZ(nz []bool, es []netEntry) bool {
 		}
 	}
 	return false
+}
+
+// floatObj is the float objective of the current LP solution.
+func (s *netLP) floatObj() [3]float64 {
+	var o [3]float64
+	for j := range s.n {
+		o[1] += s.val[j] * float64(s.price[j])
+		o[2] += s.val[j] * float64(s.rank[j])
+	}
+	if s.state[s.n] == stBasic {
+		for i, j := range s.basis {
+			if int(j) == s.n {
+				o[0] = s.xb[i]
+			}
+		}
+	}
+	return o
+}
+
+// invertBareiss inverts an integer matrix fraction-free (Bareiss'
+// Gauss-Jordan): it returns adj and d with A⁻¹ = adj/d, adj indexed
+// [column of A][row of A], or d = 0 when A is singular. Every division
+// is exact, so no rational normalisation happens until the caller forms
+// the few values it needs.
+func invertBareiss(a [][]big.Int) ([][]big.Int, *big.Int) {
+	k := len(a)
+	w := make([][]big.Int, k)
+	for i := range k {
+		w[i] = make([]big.Int, 2*k)
+		for j := range k {
+			w[i][j].Set(&a[i][j])
+		}
+		w[i][k+i].SetInt64(1)
+	}
+	prev := big.NewInt(1)
+	t1, t2 := new(big.Int), new(big.Int)
+	for c := range k {
+		p := -1
+		for r := c; r < k; r++ {
+			if w[r][c].Sign() != 0 {
+				p = r
+				break
+			}
+		}
+		if p < 0 {
+			return nil, new(big.Int)
+		}
+		w[p], w[c] = w[c], w[p]
+		piv := &w[c][c]
+		for r := range k {
+			if r == c {
+				continue
+			}
+			f := new(big.Int).Set(&w[r][c])
+			for j := range 2 * k {
+				if j == c {
+					continue
+				}
+				t1.Mul(piv, &w[r][j])
+				if f.Sign() != 0 && w[c][j].Sign() != 0 {
+					t2.Mul(f, &w[c][j])
+					t1.Sub(t1, t2)
+				}
+				w[r][j].Quo(t1, prev)
+			}
+			w[r][c].SetInt64(0)
+		}
+		prev = new(big.Int).Set(piv)
+	}
+	// Left block = d·I (d = prev); right block = d·A⁻¹.
+	adj := make([][]big.Int, k)
+	for i := range k {
+		adj[i] = w[i][k:]
+	}
+	return adj, prev
 }

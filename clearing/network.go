@@ -95,6 +95,10 @@ func validateNetwork(p *Problem) error {
 		}
 	}
 	nT := len(p.Demand)
+	atBus := map[int32][]int{}
+	for b, nb := range n.Bids {
+		atBus[int32(nb.Bus)] = append(atBus[int32(nb.Bus)], b)
+	}
 	for ri := range n.Rows {
 		r := &n.Rows[ri]
 		name := r.Name
@@ -124,18 +128,26 @@ func validateNetwork(p *Problem) error {
 		}
 		// Σ |coeff|·quantity must stay below 2^62 (exact int64 sums).
 		var sum int64
-		for b, nb := range n.Bids {
-			q := p.Bids[b].Quantity[r.Interval]
-			if q == 0 {
-				continue
-			}
-			c := r.coeff(nb)
-			v, ok := mulLimited(abs64(c), q)
-			if ok {
-				sum, ok = addLimited(sum, v)
-			}
-			if !ok {
-				return fmt.Errorf("clearing: network row %s: coefficients × quantities too large", name)
+		for i, bus := range r.Buses {
+			for _, b := range atBus[bus] {
+				q := p.Bids[b].Quantity[r.Interval]
+				if q == 0 {
+					continue
+				}
+				c := r.PPM[i]
+				if n.Bids[b].Reactive {
+					c = 0
+					if r.QPPM != nil {
+						c = r.QPPM[i]
+					}
+				}
+				v, ok := mulLimited(abs64(c), q)
+				if ok {
+					sum, ok = addLimited(sum, v)
+				}
+				if !ok {
+					return fmt.Errorf("clearing: network row %s: coefficients × quantities too large", name)
+				}
 			}
 		}
 	}
