@@ -1,12 +1,12 @@
 package clearing
 
 import (
-	"time"
 	"fmt"
 	"math"
 	"math/big"
 	"os"
 	"slices"
+	"time"
 )
 
 // The network fast path (see "Network constraints" in the package
@@ -63,17 +63,19 @@ type netLP struct {
 	hi    []int64
 	nb    []NetBid
 
-	rows      []*NetRow // every row of the interval
-	busRows   [][]busEntry
-	rowMax    []float64 // largest |coefficient| of each row
-	rowVal    []float64 // Σ C·x (micro-units) at lastVal, for separation
-	lastVal   []float64
-	sepCalls  int
+	rows       []*NetRow // every row of the interval
+	busRows    [][]busEntry
+	rowMax     []float64 // largest |coefficient| of each row
+	rowVal     []float64 // Σ C·x (micro-units) at lastVal, for separation
+	lastVal    []float64
+	sepCalls   int
 	exactCalls int
-	rowActive []bool
-	act       []actRow
-	colRows   [][]netEntry
-	nBus      int
+	safePrunes int
+	leafish    int
+	rowActive  []bool
+	act        []actRow
+	colRows    [][]netEntry
+	nBus       int
 
 	basis []int32
 	state []int8 // per extended column: stLo, stHi, stBasic
@@ -87,14 +89,14 @@ type netLP struct {
 
 	nodes    int64
 	maxNodes int64
-	iters   int
-	binvOK  bool
-	etas    int
-	inc     []big.Rat // the incumbent (exact; divisible parts may be fractional)
-	incObj  [3]big.Rat
-	haveInc bool
-	incF    [3]float64
-	xInt    []int64 // the incumbent rounded to whole W
+	iters    int
+	binvOK   bool
+	etas     int
+	inc      []big.Rat // the incumbent (exact; divisible parts may be fractional)
+	incObj   [3]big.Rat
+	haveInc  bool
+	incF     [3]float64
+	xInt     []int64 // the incumbent rounded to whole W
 }
 
 const (
@@ -578,7 +580,11 @@ func (s *netLP) ratio(leave int, toUpper bool) int {
 	var yA [3][]float64
 	for l := range 3 {
 		yA[l] = s.dd[l]
-		s.rowTimesX(y[l], yA[l])
+		if slices.ContainsFunc(y[l], func(v float64) bool { return v != 0 }) {
+			s.rowTimesX(y[l], yA[l])
+		} else {
+			clear(yA[l])
+		}
 	}
 	best := -1
 	var bestR [3]float64
@@ -620,11 +626,14 @@ func (s *netLP) ratio(leave int, toUpper bool) int {
 		if st == stBasic {
 			continue
 		}
+		a := alphaOf(j)
+		if math.Abs(a) <= ptol || !toUpper && (st == stLo) != (a < 0) || toUpper && (st == stLo) != (a > 0) {
+			continue // cannot move the leaving variable the right way
+		}
 		lo, hi := s.bounds(j)
 		if lo == hi {
 			continue
 		}
-		a := alphaOf(j)
 		if math.Abs(a) <= ptol {
 			continue
 		}
@@ -1159,7 +1168,7 @@ func (s *netLP) solve() error {
 	t0 := time.Now()
 	err := s.search()
 	if debugNet {
-		println("search nodes", s.nodes, "exact", s.exactCalls, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
+		println("search nodes", s.nodes, "leafish", s.leafish, "exact", s.exactCalls, "safe prunes", s.safePrunes, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
 	}
 	if err != nil || !s.haveInc {
 		return err
@@ -1260,6 +1269,16 @@ func (s *netLP) search() error {
 				break
 			}
 		}
+		if s.haveInc && s.incObj[0].Sign() == 0 {
+			// A rigorous floating-point lower bound on the cost of any
+			// solution of this node without shortfall (the incumbent has
+			// none, so nothing else can beat it): prune without exact
+			// arithmetic when it exceeds the incumbent's cost.
+			if lb, ok := s.safeCostBound(); ok && lb > s.incF[1]*(1+1e-12)+1 {
+				s.safePrunes++
+				return nil
+			}
+		}
 		var e *exactSol
 		if bj < 0 || s.haveInc && !lexLessTol(s.floatObj(), s.incF) {
 			var ok bool
@@ -1346,8 +1365,6 @@ func (s *netLP) lpfb(k int) (lpStatus, int) {
 }
 
 var debugNet = os.Getenv("NETDEBUG") != ""
-
-
 
 // violatedRat returns the rows of the interval that x (exact) violates.
 // Only the few fractional values need rational arithmetic: the integer
@@ -1582,4 +1599,74 @@ func invertBareiss(a [][]big.Int) ([][]big.Int, *big.Int) {
 		adj[i] = w[i][k:]
 	}
 	return adj, prev
+}
+
+// safeCostBound is a lower bound on Σ price·x over every point of the
+// node's LP with zero shortfall, from the float cost duals y of the
+// current basis: for any y, Σ price·x ≥ y·b + Σ_j min over column j's box
+// of (price_j − y·A_j)·x_j (weak duality; shortfall fixed at 0, the
+// surplus and the slacks over their boxes). Every term is computed in
+// float64 with a running bound on its rounding error, which is
+// subtracted (twice over): the result is a valid bound whatever the
+// accuracy of y. ok is false when the bound is −∞ (a column with an
+// unbounded side whose reduced cost has the wrong sign).
+func (s *netLP) safeCostBound() (float64, bool) {
+	const eps = 1.2e-16
+	y := s.duals()[1]
+	var lb, errSum float64
+	term := func(d, dErr, lo, hi float64) bool {
+		x := lo
+		if d < 0 {
+			x = hi
+		}
+		v := d * x
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return false
+		}
+		// the bound the true reduced cost picks may be the other one
+		// when |d| ≤ dErr: count both.
+		xm := math.Abs(x)
+		if math.Abs(d) <= dErr {
+			if math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+				return false
+			}
+			xm = math.Max(math.Abs(lo), math.Abs(hi))
+		}
+		lb += v
+		errSum += dErr*xm + eps*math.Abs(v) + eps*math.Abs(lb)
+		return true
+	}
+	// y·b: row 0 only (the network rows have b = 0).
+	lb = y[0] * float64(s.d)
+	errSum = eps * math.Abs(lb)
+	s.rowTimesX(y, s.alpha)
+	for j := range s.n {
+		d := float64(s.price[j]) - s.alpha[j]
+		mag := math.Abs(float64(s.price[j])) + math.Abs(y[0])
+		for _, e := range s.colRows[j] {
+			mag += math.Abs(y[e.r+1] * e.cf)
+		}
+		dErr := float64(len(s.colRows[j])+4) * eps * mag
+		if !term(d, dErr, float64(s.lo[j]), float64(s.hi[j])) {
+			return 0, false
+		}
+	}
+	// surplus: column −e0, box [0, ∞): reduced cost y[0].
+	if y[0] < 0 {
+		return 0, false
+	}
+	for r := range s.act {
+		a := &s.act[r]
+		d := y[r+1] // column −e_{r+1}, cost 0
+		switch {
+		case d > 0 && !a.hasLo, d < 0 && !a.hasHi:
+			return 0, false
+		case d == 0:
+			continue
+		}
+		if !term(d, eps*math.Abs(d), a.lo, a.hi) {
+			return 0, false
+		}
+	}
+	return lb - 2*errSum, true
 }

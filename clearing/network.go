@@ -1,10 +1,10 @@
 package clearing
 
 import (
-	"math/big"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 )
 
