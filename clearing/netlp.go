@@ -4,18 +4,17 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"os"
 	"slices"
-	"time"
 )
 
 // The network fast path (see "Network constraints" in the package
 // documentation): one bounded dual simplex per interval over that
 // interval's bids, with the network rows added lazily, inside a
-// depth-first branch and bound for integrality and minimum quantities.
-// Floating point only steers: every node's bound, every incumbent and
-// every infeasibility is recomputed from its basis in exact arithmetic
-// before it is used.
+// depth-first branch and bound on minimum quantities and indivisible
+// bids. Floating point only steers: every incumbent and every
+// infeasibility is recomputed from its basis in exact arithmetic, and a
+// node is pruned only by an exact bound or by a floating-point bound with
+// a rigorous rounding-error margin.
 //
 // Columns of one interval's LP (the "extended" index):
 //
@@ -63,19 +62,16 @@ type netLP struct {
 	hi    []int64
 	nb    []NetBid
 
-	rows       []*NetRow // every row of the interval
-	busRows    [][]busEntry
-	rowMax     []float64 // largest |coefficient| of each row
-	rowVal     []float64 // Σ C·x (micro-units) at lastVal, for separation
-	lastVal    []float64
-	sepCalls   int
-	exactCalls int
-	safePrunes int
-	leafish    int
-	rowActive  []bool
-	act        []actRow
-	colRows    [][]netEntry
-	nBus       int
+	rows      []*NetRow // every row of the interval
+	busRows   [][]busEntry
+	rowMax    []float64 // largest |coefficient| of each row
+	rowVal    []float64 // Σ C·x (micro-units) at lastVal, for separation
+	lastVal   []float64
+	sepCalls  int
+	rowActive []bool
+	act       []actRow
+	colRows   [][]netEntry
+	nBus      int
 
 	basis []int32
 	state []int8 // per extended column: stLo, stHi, stBasic
@@ -89,7 +85,6 @@ type netLP struct {
 
 	nodes    int64
 	maxNodes int64
-	iters    int
 	binvOK   bool
 	etas     int
 	inc      []big.Rat // the incumbent (exact; divisible parts may be fractional)
@@ -421,7 +416,7 @@ func (s *netLP) lp() (lpStatus, int) {
 	// does not favour: move it to the other bound, which keeps the basis
 	// dual feasible (primal feasibility is the dual simplex's job).
 	if !s.ensureFactor() {
-		return s.lpfb(100)
+		return lpFail, -1
 	}
 	y := s.duals()
 	for l := range 3 {
@@ -441,15 +436,11 @@ func (s *netLP) lp() (lpStatus, int) {
 		}
 	}
 	for iter := 0; ; iter++ {
-		s.iters++
-		if debugNet && s.iters%1000 == 0 {
-			println("iters", s.iters, "nodes", s.nodes, "act", len(s.act), "m", s.m())
-		}
 		if iter > 20*(s.n+len(s.rows))+1000 {
-			return s.lpfb(6)
+			return lpFail, -1
 		}
 		if !s.ensureFactor() {
-			return s.lpfb(7)
+			return lpFail, -1
 		}
 		s.primal()
 		m := s.m()
@@ -969,7 +960,6 @@ func invertRat(a [][]big.Rat) [][]big.Rat {
 // every solution of the node (whatever the rows not yet active). ok is
 // false when the basis is not exactly dual feasible (or singular).
 func (s *netLP) exact() (*exactSol, bool) {
-	s.exactCalls++
 	m := s.m()
 	coreRows, corePos, adj, det := s.exactCore()
 	if adj == nil {
@@ -1117,9 +1107,6 @@ func (s *netLP) exact() (*exactSol, bool) {
 		}
 		sg := sign(j)
 		if st == stLo && sg < 0 || st == stHi && sg > 0 {
-			if debugNet {
-				println("dual infeasible col", j, "n", s.n, "state", st, "sg", sg)
-			}
 			return nil, false
 		}
 	}
@@ -1165,11 +1152,7 @@ func (e *exactSol) below(inc *[3]big.Rat) bool {
 // continuous) and rounds it to whole W.
 func (s *netLP) solve() error {
 	s.reset()
-	t0 := time.Now()
 	err := s.search()
-	if debugNet {
-		println("search nodes", s.nodes, "leafish", s.leafish, "exact", s.exactCalls, "safe prunes", s.safePrunes, "active", len(s.act), "time", time.Since(t0).String(), "iters", s.iters)
-	}
 	if err != nil || !s.haveInc {
 		return err
 	}
@@ -1246,15 +1229,10 @@ func (s *netLP) search() error {
 		st, leave := s.lp()
 		switch st {
 		case lpFail:
-			return s.fb(1)
+			return errNetFallback
 		case lpInfeasible:
-			if debugNet {
-				lo, hi := s.bounds(int(s.basis[leave]))
-				println("states", fmt.Sprint(s.state), "basis", fmt.Sprint(s.basis), "act", len(s.act))
-				println("infeasible", "leave", leave, "col", s.basis[leave], "n", s.n, "xb", s.xb[leave], "lo", lo, "hi", hi)
-			}
 			if !s.infeasibleExact(leave) {
-				return s.fb(2)
+				return errNetFallback
 			}
 			return nil
 		}
@@ -1275,7 +1253,6 @@ func (s *netLP) search() error {
 			// none, so nothing else can beat it): prune without exact
 			// arithmetic when it exceeds the incumbent's cost.
 			if lb, ok := s.safeCostBound(); ok && lb > s.incF[1]*(1+1e-12)+1 {
-				s.safePrunes++
 				return nil
 			}
 		}
@@ -1283,7 +1260,7 @@ func (s *netLP) search() error {
 		if bj < 0 || s.haveInc && !lexLessTol(s.floatObj(), s.incF) {
 			var ok bool
 			if e, ok = s.exact(); !ok {
-				return s.fb(3)
+				return errNetFallback
 			}
 			if s.haveInc && !e.below(&s.incObj) {
 				return nil
@@ -1304,13 +1281,13 @@ func (s *netLP) search() error {
 			for i, j := range s.basis {
 				lo, hi, hasLo, hasHi := s.exactBounds(int(j))
 				if hasLo && e.xb[i].Cmp(tmp2(lo)) < 0 || hasHi && e.xb[i].Cmp(tmp2(hi)) > 0 {
-					return s.fb(4)
+					return errNetFallback
 				}
 			}
 			if v := s.violatedRat(e.x); len(v) > 0 {
 				for _, ri := range v {
 					if s.rowActive[ri] {
-						return s.fb(5) // cannot happen with exact slack bounds
+						return errNetFallback // cannot happen with exact slack bounds
 					}
 					s.activate(ri)
 				}
@@ -1335,7 +1312,7 @@ func (s *netLP) search() error {
 			if k.lo == lo0 && k.hi == hi0 {
 				// The value lies outside the column's bounds: the float
 				// simplex stopped short of an exact vertex.
-				return s.fb(200)
+				return errNetFallback
 			}
 			if k.lo > k.hi {
 				continue
@@ -1350,21 +1327,6 @@ func (s *netLP) search() error {
 		return nil
 	}
 }
-
-func (s *netLP) fb(k int) error {
-	if debugNet {
-		println("fallback", k)
-	}
-	return errNetFallback
-}
-func (s *netLP) lpfb(k int) (lpStatus, int) {
-	if debugNet {
-		println("lpfail", k)
-	}
-	return lpFail, -1
-}
-
-var debugNet = os.Getenv("NETDEBUG") != ""
 
 // violatedRat returns the rows of the interval that x (exact) violates.
 // Only the few fractional values need rational arithmetic: the integer
