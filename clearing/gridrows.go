@@ -62,6 +62,35 @@ func (l GridLimits) band(m *powerflow.Model, b int) (lo, hi float64) {
 //
 // It returns the rows and the number of limits considered.
 func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []int, lim GridLimits) ([]NetRow, int, error) {
+	return gridRows(m, op, op, interval, buses, lim, nil)
+}
+
+// GridRowsAt re-linearises interval t's limits at the operating point at
+// of a first clearing (the forecast with the accepted quantities x0
+// applied, x0 indexed like p.Bids), for a second clearing: a row keeps
+// value(at) + coeff·(x − x0) within the allowed band (the limit, or the
+// forecast value fc where that was already beyond it), i.e. its headroom
+// is ⌊10⁶·(allowed − value(at))⌋ + ⌊Σ coeff·x0 / 10⁶⌋ micro-units (and
+// may be negative: the second clearing must then undo some of x0). This
+// is one step of a sequential linearisation that shrinks the residual
+// CheckGrid reports.
+func GridRowsAt(m *powerflow.Model, fc, at *powerflow.Result, p *Problem, x0 []int64, t int, lim GridLimits) ([]NetRow, int, error) {
+	var buses []int
+	for _, nb := range p.Network.Bids {
+		buses = append(buses, nb.Bus)
+	}
+	return gridRows(m, fc, at, t, buses, lim, func(r *NetRow) int64 {
+		var sh int64
+		for b, nb := range p.Network.Bids {
+			if x := x0[b]; x != 0 {
+				sh += r.coeff(nb) * x
+			}
+		}
+		return sh
+	})
+}
+
+func gridRows(m *powerflow.Model, fc, op *powerflow.Result, interval int, buses []int, lim GridLimits, shift func(*NetRow) int64) ([]NetRow, int, error) {
 	lim = lim.withDefaults()
 	net := m.Network()
 	lin, err := m.Linearize(op)
@@ -106,6 +135,12 @@ func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []in
 		}
 	}
 	head := func(v float64) int64 { return max(0, int64(math.Floor(v*1e6))) }
+	if shift != nil { // allowed band from the forecast, value at op
+		head = func(v float64) int64 { return int64(math.Floor(v * 1e6)) }
+	}
+	// allowed: the limit, or the forecast value when already beyond it
+	allowHi := func(limit, f float64) float64 { return math.Max(limit, f) }
+	allowLo := func(limit, f float64) float64 { return math.Min(limit, f) }
 	var rows []NetRow
 	limits := 0
 	for e := range accs {
@@ -118,7 +153,7 @@ func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []in
 			}
 			limits++
 			name = fmt.Sprintf("line %s loading", net.Lines[e].ID)
-			up = head(lim.LineMaxPercent - op.Lines[e].LoadingPercent)
+			up = head(allowHi(lim.LineMaxPercent, fc.Lines[e].LoadingPercent) - op.Lines[e].LoadingPercent)
 		case e < nL+nTr:
 			i := e - nL
 			if op.Trafos[i].Open {
@@ -126,14 +161,14 @@ func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []in
 			}
 			limits++
 			name = fmt.Sprintf("transformer %s loading", net.Trafos[i].ID)
-			up = head(lim.TrafoMaxPercent - op.Trafos[i].LoadingPercent)
+			up = head(allowHi(lim.TrafoMaxPercent, fc.Trafos[i].LoadingPercent) - op.Trafos[i].LoadingPercent)
 		default:
 			i := e - nL - nTr
 			limits += 2
 			lo, hi := lim.band(m, i)
 			v := op.Buses[i].VmPU
 			name = fmt.Sprintf("bus %s voltage", net.Buses[i].ID)
-			up, down = head(hi-v), head(v-lo)
+			up, down = head(allowHi(hi, fc.Buses[i].VmPU)-v), head(v-allowLo(lo, fc.Buses[i].VmPU))
 		}
 		a := &accs[e]
 		if len(a.buses) == 0 {
@@ -146,7 +181,28 @@ func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []in
 				break
 			}
 		}
+		if shift != nil { // rounded towards the tighter side
+			sh := shift(&r)
+			if r.Up != Unlimited {
+				r.Up += floorDiv(sh, ppm)
+			}
+			if r.Down != Unlimited {
+				r.Down += floorDiv(-sh, ppm)
+			}
+			if r.Up != Unlimited && r.Down != Unlimited && r.Up < -r.Down {
+				r.Up = -r.Down // a band narrower than the rounding: a point
+			}
+		}
 		rows = append(rows, r)
 	}
 	return rows, limits, nil
+}
+
+// floorDiv is ⌊a/b⌋ for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
