@@ -70,10 +70,10 @@ func GridRows(m *powerflow.Model, op *powerflow.Result, interval int, buses []in
 // applied, x0 indexed like p.Bids), for a second clearing: a row keeps
 // value(at) + coeff·(x − x0) within the allowed band (the limit, or the
 // forecast value fc where that was already beyond it), i.e. its headroom
-// is ⌊10⁶·(allowed − value(at))⌋ + ⌊Σ coeff·x0 / 10⁶⌋ micro-units (and
-// may be negative: the second clearing must then undo some of x0). This
-// is one step of a sequential linearisation that shrinks the residual
-// CheckGrid reports.
+// is ⌊10⁶·(allowed − value(at))⌋ + ⌊Σ coeff·x0 / 10⁶⌋ micro-units, at
+// least 0 (accepting nothing is the forecast, within the band in truth).
+// This is one step of a sequential linearisation that shrinks the
+// residual CheckGrid reports.
 func GridRowsAt(m *powerflow.Model, fc, at *powerflow.Result, p *Problem, x0 []int64, t int, lim GridLimits) ([]NetRow, int, error) {
 	var buses []int
 	for _, nb := range p.Network.Bids {
@@ -189,9 +189,10 @@ func gridRows(m *powerflow.Model, fc, op *powerflow.Result, interval int, buses 
 			if r.Down != Unlimited {
 				r.Down += floorDiv(-sh, ppm)
 			}
-			if r.Up != Unlimited && r.Down != Unlimited && r.Up < -r.Down {
-				r.Up = -r.Down // a band narrower than the rounding: a point
-			}
+			// Accepting nothing is within the allowed band in truth (it is
+			// the forecast); a row that predicts otherwise is off by its
+			// linearisation error: keep x = 0 feasible.
+			r.Up, r.Down = max(r.Up, 0), max(r.Down, 0)
 		}
 		rows = append(rows, r)
 	}
