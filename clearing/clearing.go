@@ -82,9 +82,84 @@
 // makes Solve fail (ErrNodeLimit), never return a possibly suboptimal
 // clearing.
 //
-// Grid constraints (flows, voltages) arrive with the grid issue as extra
-// linear constraints over accepted quantities (Problem.Constraints); the
-// engine takes them as more constraints, not as a rewrite.
+// # Network constraints
+//
+// Problem.Network adds linearised grid limits in compact form (network.go):
+// per bid its bus and whether accepting it moves active or reactive power,
+// and which way (NetBid); per interval one row per monitored element — a
+// line or transformer loading, a bus voltage — listing the buses whose
+// injections move it, with integer coefficients and the headroom above
+// and below the forecast value (NetRow). The integers are the instance:
+// coefficient = round(10⁶ × sensitivity in unit/MW or unit/Mvar), headroom
+// = ⌊10⁶ × (limit − forecast)⌋ micro-units, so a row is exactly
+// −Down·10⁶ ≤ Σ coeff·x ≤ Up·10⁶ (the same as an explicit Constraint;
+// NetworkConstraints expands them). GridRows builds the rows from
+// powerflow.Linearize at each interval's forecast operating point (an
+// element already beyond its limit gets headroom 0: no worse than
+// forecast); CheckGrid runs the full AC power flow of a clearing and
+// reports what it breaks.
+//
+// With a Network the model is the one above with one difference: a
+// divisible quantity is optimised as a real number and rounded to whole W
+// afterwards. Indivisible bids and minimum quantities stay exact (0 or at
+// least the minimum), as do the objective and its tie-break.
+//
+// Without links, exclusive groups or explicit Constraints the intervals
+// are independent and each is solved by a bounded dual simplex over its
+// bids in float64, starting from the merit order, with the network rows
+// added lazily (at most 8 of the most violated per round, measured in W of
+// the row's most sensitive bus) until none is violated, inside a
+// depth-first branch and bound on minimum quantities and indivisible bids
+// (netlp.go). Floating point only steers; what is exact:
+//
+//   - every incumbent: its basis is recomputed in rational arithmetic (the
+//     core of row 0 and the binding rows, inverted fraction-free), every
+//     nonbasic column's reduced-cost vector is checked to have the
+//     lexicographic sign its bound requires (in float64 with a rigorous
+//     rounding-error bound, exactly where that bound does not decide), and
+//     every network row — generated or not — is checked exactly against
+//     the rational solution. The continuous optimum returned is therefore
+//     optimal, exactly, for (shortfall, cost, tie-break weight);
+//   - every pruned node: either by that exact lower bound (the objective of
+//     a dual-feasible basis), or by a weak-duality bound on the cost,
+//     Σ price·x ≥ y·b + Σ min over each column's box of (price − y·A)·x for
+//     any y, computed in float64 with an explicit bound on its rounding
+//     error subtracted (used only when the incumbent has no shortfall);
+//   - every infeasibility, by an exact Farkas row.
+//
+// When a check fails (a float basis that is not exactly dual feasible, a
+// singular basis, an iteration limit) the problem goes to the general
+// engine with the rows expanded — exact, but only practical for small
+// problems; so do problems with links, groups or Constraints.
+//
+// Rounding to whole W: the fractional quantities of the optimum (only
+// basic columns: at most one per generated row plus one, per interval) go
+// down to the W below; a row this breaks gets its relieving bids rounded
+// up instead; then the coverage lost is given back W by W in merit order
+// to divisible bids all of whose rows leave room. Every row is checked in
+// exact integers (a rounding that cannot keep them is an error, never
+// returned). The whole-W clearing costs at most one W × price per rounded
+// quantity more than the continuous optimum, which is a lower bound on the
+// whole-W optimum; the whole-W optimum itself is not proven (proving it
+// means branching on single W over thousands of bids: the general engine
+// does it, slowly).
+//
+// What the rows do not capture is the linearisation: they are first order
+// at the forecast. CheckGrid reports the residual (docs/BENCHMARKS.md,
+// "Constrained clearing (issue 7)"); re-linearising at the cleared point
+// and clearing again, or headroom margins, would reduce it (not built).
+//
+// Joint clearing of several needs (the "common market" scheme; designed,
+// not built): one Problem per need today covers one Demand per interval.
+// A joint clearing gives every bid one column per need it may serve
+// (x[b][n][t]) with Σ_n x[b][n][t] ≤ Quantity[b][t] (its capacity once),
+// one coverage row per need and interval, and the network rows of every
+// grid over the sum of a bus's columns (a TSO need served from a DSO grid
+// moves that grid's rows as much as a DSO need does). The dual simplex
+// above takes the capacity rows as more rows (they are generated lazily
+// like network rows: only bids both needs want bind); the lexicographic
+// objective becomes total shortfall (each need weighted by its priority),
+// then total cost.
 package clearing
 
 // Pricing says how accepted bids are paid. It does not change which bids
@@ -110,6 +185,9 @@ type Problem struct {
 	// Constraints are extra linear constraints over accepted quantities
 	// (grid limits); empty until the grid issue.
 	Constraints []Constraint
+	// Network, when not nil, adds linearised grid limits in compact form
+	// (see Network and "Network constraints" above).
+	Network *Network
 	// MaxNodes bounds the branch-and-bound search (0: DefaultMaxNodes).
 	// It is a safety valve, not a time limit: when it is reached Solve
 	// returns ErrNodeLimit, never a result that might not be optimal.

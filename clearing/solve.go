@@ -9,6 +9,9 @@ func Solve(p *Problem) (*Result, error) {
 	if err := validate(p); err != nil {
 		return nil, err
 	}
+	if p.Network != nil {
+		return solveNetwork(p)
+	}
 	m := buildModel(p)
 	nT := m.nT
 	var dead []bool
