@@ -144,6 +144,25 @@ type OutcomeInterval struct {
 	MinPrice      *Money    `json:"min_price,omitempty" doc:"pay-as-bid: lowest price paid"`
 	MaxPrice      *Money    `json:"max_price,omitempty" doc:"pay-as-bid: highest price paid"`
 	AveragePrice  *Money    `json:"average_price,omitempty" doc:"pay-as-bid: volume-weighted average price paid, rounded half up"`
+	// Grid is the network side of a DSO's clearing in its own grid: the
+	// limits the clearing respected and the AC power flow that verified
+	// the accepted bids (docs/GRID_CLEARING.md).
+	Grid *GridOutcome `json:"grid,omitempty" doc:"for a DSO's clearing in its own grid: the limits respected and the AC verification of the result"`
+}
+
+// GridOutcome is the grid check of one interval of a clearing.
+type GridOutcome struct {
+	GridModelID  string   `json:"grid_model_id"`
+	ModelVersion int64    `json:"model_version"`
+	States       string   `json:"states" doc:"the operating state(s) the interval was cleared on: a forecast, or the model's base case"`
+	Limits       int      `json:"limits" doc:"line, transformer and voltage limits the clearing's linearised rows covered"`
+	Before       []string `json:"violations_before,omitempty" doc:"the limits the forecast state already breaks"`
+	// After lists what the AC power flow of the cleared state breaks
+	// beyond the forecast (the linearisation's residual); empty when the
+	// result is verified.
+	After            []string `json:"violations_after" nullable:"false" doc:"what the AC power flow with the accepted bids breaks beyond the forecast, by more than 0.5 % loading or 0.001 p.u.; empty: verified"`
+	MaxLoadingExcess float64  `json:"max_loading_excess_pct" doc:"largest loading beyond its allowed value after clearing, percentage points (0: none)"`
+	MaxVoltageExcess float64  `json:"max_voltage_excess_pu" doc:"largest voltage beyond its allowed value after clearing, p.u. (0: none)"`
 }
 
 // NeedResult is the buyer's view of one need's clearing: the outcome plus

@@ -167,7 +167,10 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 	var in *clearInput
 	err := s.store.View(ctx, func(tx flexhub.Tx) error {
 		var err error
-		in, err = loadClearInput(ctx, tx, id)
+		if in, err = loadClearInput(ctx, tx, id); err != nil || in == nil {
+			return err
+		}
+		in.grid, err = s.loadGridClear(ctx, tx, in)
 		return err
 	})
 	if err != nil || in == nil {
@@ -249,6 +252,7 @@ type clearInput struct {
 	product *flexhub.Product
 	needs   []*flexhub.Need
 	bids    []*flexhub.Bid // every bid of the session, by id (submission order)
+	grid    *gridClear     // a DSO's clearing in its own grid (clear_grid.go); nil otherwise
 }
 
 func loadClearInput(ctx context.Context, tx flexhub.Tx, id string) (*clearInput, error) {
@@ -501,6 +505,26 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			p.Bids[i].ExclusiveGroup = ""
 		}
 	}
+	starts := make([]int64, len(cols))
+	for c := range cols {
+		starts[c] = cols[c].iv.Start.UnixMicro()
+	}
+	gridLimitsCovered := 0
+	if in.grid != nil && len(cols) > 0 {
+		engineBid, signs := make([]*flexhub.Bid, len(p.Bids)), make([]int8, len(p.Bids))
+		for _, bi := range infos {
+			if bi.engine >= 0 {
+				engineBid[bi.engine], signs[bi.engine] = bi.bid, 1
+				if bi.need.Direction == "down" {
+					signs[bi.engine] = -1
+				}
+			}
+		}
+		var err error
+		if gridLimitsCovered, err = in.grid.network(p, engineBid, signs, starts, prod.PowerType == "reactive"); err != nil {
+			return nil, fmt.Errorf("grid rows: %w", err)
+		}
+	}
 	accepted := make([][]int64, len(p.Bids))
 	var reasons []string
 	if len(cols) > 0 {
@@ -522,6 +546,13 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			}
 		}
 		reasons = r.Reasons
+	}
+	var gridOut []*flexhub.GridOutcome
+	if in.grid != nil && len(cols) > 0 {
+		var err error
+		if gridOut, err = in.grid.verify(p, accepted, starts, gridLimitsCovered); err != nil {
+			return nil, fmt.Errorf("grid check: %w", err)
+		}
 	}
 	// Uniform price per column: the highest selection price accepted.
 	clearPrice := make([]int64, len(cols))
@@ -653,6 +684,9 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			if c, ok := colOf[n.ID][oi.Start.UnixMicro()]; ok {
 				st := stats[c]
 				oi.Demand, oi.Accepted = cols[c].demand, st.accepted
+				if gridOut != nil {
+					oi.Grid = gridOut[c]
+				}
 				oi.Shortfall = max(0, oi.Demand-oi.Accepted)
 				money := func(v int64) *flexhub.Money {
 					return &flexhub.Money{Amount: flexhub.FormatAmount(v), Currency: n.Currency}
@@ -730,7 +764,31 @@ func scaleProblem(p *clearing.Problem) scaled {
 		}
 		out.Bids[i] = nb
 	}
+	if p.Network != nil {
+		// The rows hold Σ coeff·x; with x in units of gq the same limit
+		// is Σ (coeff·gq)·x'.
+		nw := &clearing.Network{Bids: p.Network.Bids, Rows: make([]clearing.NetRow, len(p.Network.Rows))}
+		for i, r := range p.Network.Rows {
+			if gq > 1 {
+				r.PPM = scaleCoeffs(r.PPM, gq)
+				r.QPPM = scaleCoeffs(r.QPPM, gq)
+			}
+			nw.Rows[i] = r
+		}
+		out.Network = nw
+	}
 	return scaled{p: out, q: gq}
+}
+
+func scaleCoeffs(c []int64, by int64) []int64 {
+	if c == nil {
+		return nil
+	}
+	out := make([]int64, len(c))
+	for i, v := range c {
+		out[i] = v * by
+	}
+	return out
 }
 
 func gcd(a, b int64) int64 {

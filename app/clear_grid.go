@@ -1,0 +1,206 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flexhub/flexhub"
+	"github.com/flexhub/flexhub/clearing"
+	"github.com/flexhub/flexhub/gridops"
+	"github.com/flexhub/flexhub/powerflow"
+)
+
+// A DSO's clearing in its own grid (docs/GRID_CLEARING.md): when the
+// buyer of a session's need is the DSO of the need's grid area and that
+// area has a grid model, the clearing takes the grid's linearised limits
+// (every line and transformer loading, every bus voltage band, at the
+// operating state of each interval: the newest forecast covering it, else
+// the model's base case) as network rows, so the selected bids meet the
+// need without breaking a limit the forecast keeps or worsening one it
+// already breaks; a full AC power flow of each cleared interval then
+// verifies the result and the need result reports any residual.
+
+// gridClear is what a grid-aware clearing reads from the store.
+type gridClear struct {
+	modelID string
+	version int64
+	model   *powerflow.Model
+	slack   int            // a slack bus: bids outside the grid sit there (no effect)
+	bus     map[string]int // bid id → bus index of the unit it moves
+	states  map[int64][]*gridops.State
+	source  map[int64]string
+}
+
+// gridLimits are the limits the grid-aware clearing keeps: a bus's own
+// band, else 0.9–1.1 p.u.; loadings up to 100 % (as gridops' defaults).
+var gridLimits = clearing.GridLimits{}
+
+// loadGridClear returns the grid side of a session's clearing, nil when
+// the session is not a DSO's clearing in a grid area with a model.
+func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInput) (*gridClear, error) {
+	var need *flexhub.Need
+	for _, n := range in.needs {
+		if n.Status != flexhub.NeedCancelled {
+			need = n
+			break
+		}
+	}
+	if need == nil {
+		return nil, nil
+	}
+	gaID := need.GridAreaID
+	if gaID == "" && len(need.ConnectionPointIDs) > 0 {
+		cp, err := tx.ConnectionPoint(ctx, need.ConnectionPointIDs[0])
+		if err != nil {
+			return nil, err
+		}
+		gaID = cp.GridAreaID
+	}
+	if gaID == "" {
+		return nil, nil
+	}
+	ga, err := tx.GridArea(ctx, gaID)
+	if err != nil {
+		return nil, err
+	}
+	if ga.DSOID != need.SystemOperatorID {
+		return nil, nil // not the DSO's own grid: the traffic light decides
+	}
+	gm, err := tx.CurrentGridModel(ctx, ga.ID)
+	if flexhub.ErrorKind(err) == flexhub.ENotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.CompiledGridModel(ctx, tx, gm.ID)
+	if err != nil {
+		return nil, err
+	}
+	net := m.Network()
+	g := &gridClear{modelID: gm.ID, version: gm.ModelVersion, model: m, bus: map[string]int{}, states: map[int64][]*gridops.State{}, source: map[int64]string{}}
+	if len(net.Slacks) == 0 {
+		return nil, fmt.Errorf("grid model %s has no slack", gm.ID)
+	}
+	g.slack = net.BusIndex()[net.Slacks[0].Bus]
+	direction, unit := need.Direction, "W"
+	if in.product.PowerType == "reactive" {
+		unit = "var"
+	}
+	for _, b := range in.bids {
+		if b.Status != flexhub.BidSubmitted {
+			continue
+		}
+		r, err := tx.Resource(ctx, b.ResourceID)
+		if err != nil {
+			return nil, err
+		}
+		units := []*flexhub.Resource{r}
+		if r.Kind == flexhub.ResourceGroup {
+			units = units[:0]
+			for _, id := range r.Members {
+				u, err := tx.Resource(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				units = append(units, u)
+			}
+		}
+		// A group sits where most of its capability is (its units' buses
+		// are not told apart: docs/GRID_CLEARING.md).
+		best, bestCap := (*flexhub.Resource)(nil), int64(-1)
+		for _, u := range units {
+			if c := capability(u, direction, unit, 0); c > bestCap && u.ConnectionPointID != "" {
+				best, bestCap = u, c
+			}
+		}
+		if best == nil {
+			continue
+		}
+		ref, err := tx.ConnectionPointBus(ctx, best.ConnectionPointID)
+		if flexhub.ErrorKind(err) == flexhub.ENotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ref.GridModelID == gm.ID {
+			g.bus[b.ID] = ref.BusIndex
+		}
+	}
+	res := in.product.Resolution()
+	for _, n := range in.needs {
+		for _, iv := range n.Intervals {
+			k := iv.Start.UnixMicro()
+			if _, ok := g.states[k]; ok {
+				continue
+			}
+			st, src, err := s.statesOver(ctx, tx, gm.ID, iv.Start, iv.Start.Add(res))
+			if err != nil {
+				return nil, err
+			}
+			g.states[k], g.source[k] = st, src
+		}
+	}
+	return g, nil
+}
+
+// network places the engine's bids and writes the grid rows of every
+// column (engineBid[i]: the session's bid behind engine bid i, signs[i]
+// +1 when accepting it injects more — an upward need — and −1 for a
+// downward one; starts[c]: column c's interval start).
+func (g *gridClear) network(p *clearing.Problem, engineBid []*flexhub.Bid, signs []int8, starts []int64, reactive bool) (int, error) {
+	nw := &clearing.Network{Bids: make([]clearing.NetBid, len(p.Bids))}
+	busSet := map[int]bool{}
+	for i, b := range engineBid {
+		bus, ok := g.bus[b.ID]
+		if !ok {
+			bus = g.slack
+		}
+		nw.Bids[i] = clearing.NetBid{Bus: bus, Reactive: reactive, Sign: signs[i]}
+		busSet[bus] = true
+	}
+	buses := make([]int, 0, len(busSet))
+	for b := range busSet {
+		buses = append(buses, b)
+	}
+	limits := 0
+	for c, k := range starts {
+		for _, st := range g.states[k] {
+			rows, n, err := clearing.GridRows(g.model, st.Result, c, buses, gridLimits)
+			if err != nil {
+				return 0, err
+			}
+			nw.Rows = append(nw.Rows, rows...)
+			limits = max(limits, n)
+		}
+	}
+	p.Network = nw
+	return limits, nil
+}
+
+// verify runs the AC power flow of each column's cleared state and
+// reports it (accepted: per engine bid and column, in W or var).
+func (g *gridClear) verify(p *clearing.Problem, accepted [][]int64, starts []int64, limits int) ([]*flexhub.GridOutcome, error) {
+	out := make([]*flexhub.GridOutcome, len(starts))
+	r := &clearing.Result{Accepted: accepted}
+	for c, k := range starts {
+		o := &flexhub.GridOutcome{GridModelID: g.modelID, ModelVersion: g.version, States: g.source[k], Limits: limits, After: []string{}}
+		for _, st := range g.states[k] {
+			for _, v := range st.Violations() {
+				o.Before = append(o.Before, v.String())
+			}
+			chk, err := clearing.CheckGrid(g.model, st.PMW, st.QMvar, p, r, c, gridLimits, 0.5, 0.001)
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range chk.Violations {
+				o.After = append(o.After, fmt.Sprintf("%s at %.4g (allowed %.4g)", v.Element, v.Value, v.Limit))
+			}
+			o.MaxLoadingExcess = max(o.MaxLoadingExcess, chk.MaxLoadingExcess)
+			o.MaxVoltageExcess = max(o.MaxVoltageExcess, chk.MaxVoltageExcess)
+		}
+		out[c] = o
+	}
+	return out, nil
+}
