@@ -324,7 +324,16 @@ type SessionSpec struct {
 	GateOpening time.Time `json:"gate_opening" doc:"from when bids are accepted, ISO 8601 UTC"`
 	GateClosure time.Time `json:"gate_closure" doc:"until when (exclusive) bids are accepted, modified and withdrawn"`
 	Pricing     string    `json:"pricing,omitempty" enum:"pay_as_bid,uniform" doc:"how accepted bids are paid; default pay_as_bid"`
+	// Coordination is how a buyer other than a resource's DSO may use
+	// DSO-connected resources (docs/COORDINATION.md).
+	Coordination string `json:"coordination,omitempty" enum:"dso_approval,dso_first" doc:"TSO-DSO coordination for resources in a DSO's grid: dso_approval (default: every bid and order under the DSO's traffic light) or dso_first (also: the DSOs' own sessions over the same intervals clear first, and what they bought of a resource is no longer offered here)"`
 }
+
+// Coordination schemes (docs/COORDINATION.md).
+const (
+	CoordinationDSOApproval = "dso_approval"
+	CoordinationDSOFirst    = "dso_first"
+)
 
 // MarketSession is one call for tender with its gate times.
 type MarketSession struct {
@@ -355,6 +364,12 @@ func (s *SessionSpec) Validate(now time.Time) error {
 		s.Pricing = PricingPayAsBid
 	}
 	if err := oneOf("pricing", s.Pricing, []string{PricingPayAsBid, PricingUniform}); err != nil {
+		return err
+	}
+	if s.Coordination == "" {
+		s.Coordination = CoordinationDSOApproval
+	}
+	if err := oneOf("coordination", s.Coordination, []string{CoordinationDSOApproval, CoordinationDSOFirst}); err != nil {
 		return err
 	}
 	if len(s.NeedIDs) == 0 {

@@ -170,11 +170,18 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 		if in, err = loadClearInput(ctx, tx, id); err != nil || in == nil {
 			return err
 		}
-		in.grid, err = s.loadGridClear(ctx, tx, in)
+		if in.grid, err = s.loadGridClear(ctx, tx, in); err != nil {
+			return err
+		}
+		in.first, err = s.loadDSOFirst(ctx, tx, in)
 		return err
 	})
 	if err != nil || in == nil {
 		return false, err
+	}
+	if in.first != nil && len(in.first.waiting) > 0 {
+		s.log.Debug("dso_first: waiting for the DSOs' sessions", "session", id, "waiting_for", in.first.waitingText())
+		return false, nil
 	}
 	out, err := computeClearing(in, s.solve, s.now())
 	if errors.Is(err, clearing.ErrNodeLimit) {
@@ -253,6 +260,7 @@ type clearInput struct {
 	needs   []*flexhub.Need
 	bids    []*flexhub.Bid // every bid of the session, by id (submission order)
 	grid    *gridClear     // a DSO's clearing in its own grid (clear_grid.go); nil otherwise
+	first   *dsoFirst      // a dso_first session: what the DSOs left (coordination.go); nil otherwise
 }
 
 func loadClearInput(ctx context.Context, tx flexhub.Tx, id string) (*clearInput, error) {
@@ -376,6 +384,14 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			for _, gc := range b.GridCaps { // amber traffic lights (divisible bids only)
 				if gc.Start.Equal(iv.Start) && gc.Allowed < q {
 					q = gc.Allowed
+				}
+			}
+			if in.first != nil { // dso_first: what the DSOs' markets left of the resource
+				if left, ok := in.first.left[b.ID][iv.Start.UnixMicro()]; ok && left < q {
+					q = left
+					if !b.Divisible || bi.minQ > q {
+						q = 0 // an indivisible bid, or one whose minimum is above what is left, cannot be cut
+					}
 				}
 			}
 			c := bidCell{start: iv.Start, offered: q, col: -1, activation: iv.ActivationPrice}
