@@ -54,7 +54,7 @@ func coordinationDSOFirst(t *testing.T, e *env) {
 	w.do("POST", "/v1/bids", w.cKey, bid(dsoSession.ID, dsoNeed.ID, 300), 201, nil)
 	w.do("POST", "/v1/bids", w.cKey, bid(tsoSession.ID, tsoNeed.ID, 200), 201, nil)
 	w.run([]scenario{{name: "an unknown scheme", method: "POST", path: "/v1/market-sessions", token: w.moKey,
-		body: map[string]any{"kind": "day_ahead", "need_ids": []string{tsoNeed.ID}, "coordination": "first_come", "gate_opening": w.now(), "gate_closure": w.now().Add(time.Hour)},
+		body:       map[string]any{"kind": "day_ahead", "need_ids": []string{tsoNeed.ID}, "coordination": "first_come", "gate_opening": w.now(), "gate_closure": w.now().Add(time.Hour)},
 		wantStatus: 422, wantBody: []string{"coordination"}}})
 
 	w.advance(time.Hour + time.Second) // the TSO's gate closes; the DSO's is still open

@@ -47,7 +47,9 @@ func gridClearing(t *testing.T, e *env) {
 	}
 	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{
 		{"connection_point_id": w.cp, "bus_id": "17"}, {"connection_point_id": cp2.ID, "bus_id": "1"}}}, 200, nil)
-	var gps struct{ Items []flexhub.GridPrequalification }
+	var gps struct {
+		Items []flexhub.GridPrequalification
+	}
 	w.do("GET", "/v1/grid-prequalifications?resource_id="+cheap, w.dsoKey, nil, 200, &gps)
 	var hc app.HostingCapacity
 	w.do("GET", fmt.Sprintf("/v1/grid-prequalifications/%s/hosting-capacity?from=%s&to=%s", gps.Items[0].ID, w.day.Format(time.RFC3339),
