@@ -42,3 +42,53 @@ func TestBareissInverseMatchesRational(t *testing.T) {
 		}
 	}
 }
+
+// invertRat (the reference) inverts a square rational matrix (Gauss-Jordan); nil when
+// singular. The result is indexed [column of a][row of a].
+func invertRat(a [][]big.Rat) [][]big.Rat {
+	m := len(a)
+	inv := make([][]big.Rat, m)
+	for i := range m {
+		inv[i] = make([]big.Rat, m)
+		inv[i][i].SetInt64(1)
+	}
+	tmp := new(big.Rat)
+	for c := range m {
+		p := -1
+		for r := c; r < m; r++ {
+			if a[r][c].Sign() != 0 {
+				p = r
+				break
+			}
+		}
+		if p < 0 {
+			return nil
+		}
+		a[p], a[c] = a[c], a[p]
+		inv[p], inv[c] = inv[c], inv[p]
+		f := new(big.Rat).Inv(&a[c][c])
+		for k := range m {
+			if a[c][k].Sign() != 0 {
+				a[c][k].Mul(&a[c][k], f)
+			}
+			if inv[c][k].Sign() != 0 {
+				inv[c][k].Mul(&inv[c][k], f)
+			}
+		}
+		for r := range m {
+			if r == c || a[r][c].Sign() == 0 {
+				continue
+			}
+			g := new(big.Rat).Set(&a[r][c])
+			for k := range m {
+				if a[c][k].Sign() != 0 {
+					a[r][k].Sub(&a[r][k], tmp.Mul(g, &a[c][k]))
+				}
+				if inv[c][k].Sign() != 0 {
+					inv[r][k].Sub(&inv[r][k], tmp.Mul(g, &inv[c][k]))
+				}
+			}
+		}
+	}
+	return inv
+}

@@ -140,9 +140,12 @@
 // exact integers (a rounding that cannot keep them is an error, never
 // returned). The whole-W clearing costs at most one W × price per rounded
 // quantity more than the continuous optimum, which is a lower bound on the
-// whole-W optimum; the whole-W optimum itself is not proven (proving it
-// means branching on single W over thousands of bids: the general engine
-// does it, slowly).
+// whole-W optimum; but when every bid with room sits behind a limit the
+// continuous optimum fills exactly, the W lost by rounding down cannot be
+// given back and the clearing has a shortfall of up to one W per rounded
+// quantity (measured: 9 W of an 8 MW need in the 4-interval benchmark).
+// The whole-W optimum itself is not proven (proving it means branching on
+// single W over thousands of bids: the general engine does it, slowly).
 //
 // What the rows do not capture is the linearisation: they are first order
 // at the forecast. CheckGrid reports the residual (docs/BENCHMARKS.md,

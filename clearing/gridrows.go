@@ -79,12 +79,16 @@ func GridRowsAt(m *powerflow.Model, fc, at *powerflow.Result, p *Problem, x0 []i
 	for _, nb := range p.Network.Bids {
 		buses = append(buses, nb.Bus)
 	}
+	var acc []int // the bids with something accepted
+	for b := range p.Network.Bids {
+		if x0[b] != 0 {
+			acc = append(acc, b)
+		}
+	}
 	return gridRows(m, fc, at, t, buses, lim, func(r *NetRow) int64 {
 		var sh int64
-		for b, nb := range p.Network.Bids {
-			if x := x0[b]; x != 0 {
-				sh += r.coeff(nb) * x
-			}
+		for _, b := range acc {
+			sh += r.coeff(p.Network.Bids[b]) * x0[b]
 		}
 		return sh
 	})

@@ -730,38 +730,6 @@ func (s *netLP) separate() int {
 	return min(len(cs), maxAdd)
 }
 
-// violatedExact returns the rows of the interval an integer solution
-// violates (exact integer arithmetic).
-func (s *netLP) violatedExact(x []int64) []int {
-	pb := make([]int64, s.nBus)
-	qb := make([]int64, s.nBus)
-	for j := range s.n {
-		if x[j] == 0 {
-			continue
-		}
-		nb := s.nb[j]
-		if nb.Reactive {
-			qb[nb.Bus] += int64(nb.Sign) * x[j]
-		} else {
-			pb[nb.Bus] += int64(nb.Sign) * x[j]
-		}
-	}
-	var out []int
-	for ri, r := range s.rows {
-		var v int64
-		for i, b := range r.Buses {
-			v += r.PPM[i] * pb[b]
-			if r.QPPM != nil {
-				v += r.QPPM[i] * qb[b]
-			}
-		}
-		if r.Up != Unlimited && v > r.Up*ppm || r.Down != Unlimited && v < -r.Down*ppm {
-			out = append(out, ri)
-		}
-	}
-	return out
-}
-
 // ---- exact arithmetic ----
 
 // exactEntries calls f for every nonzero of extended column j (exact).
@@ -900,56 +868,6 @@ func (s *netLP) exactInverse() [][]big.Rat {
 			}
 		}
 		inv[p][rho].SetInt64(-1)
-	}
-	return inv
-}
-
-// invertRat inverts a square rational matrix (Gauss-Jordan); nil when
-// singular. The result is indexed [column of a][row of a].
-func invertRat(a [][]big.Rat) [][]big.Rat {
-	m := len(a)
-	inv := make([][]big.Rat, m)
-	for i := range m {
-		inv[i] = make([]big.Rat, m)
-		inv[i][i].SetInt64(1)
-	}
-	tmp := new(big.Rat)
-	for c := range m {
-		p := -1
-		for r := c; r < m; r++ {
-			if a[r][c].Sign() != 0 {
-				p = r
-				break
-			}
-		}
-		if p < 0 {
-			return nil
-		}
-		a[p], a[c] = a[c], a[p]
-		inv[p], inv[c] = inv[c], inv[p]
-		f := new(big.Rat).Inv(&a[c][c])
-		for k := range m {
-			if a[c][k].Sign() != 0 {
-				a[c][k].Mul(&a[c][k], f)
-			}
-			if inv[c][k].Sign() != 0 {
-				inv[c][k].Mul(&inv[c][k], f)
-			}
-		}
-		for r := range m {
-			if r == c || a[r][c].Sign() == 0 {
-				continue
-			}
-			g := new(big.Rat).Set(&a[r][c])
-			for k := range m {
-				if a[c][k].Sign() != 0 {
-					a[r][k].Sub(&a[r][k], tmp.Mul(g, &a[c][k]))
-				}
-				if inv[c][k].Sign() != 0 {
-					inv[r][k].Sub(&inv[r][k], tmp.Mul(g, &inv[c][k]))
-				}
-			}
-		}
 	}
 	return inv
 }
