@@ -13,6 +13,7 @@ import (
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/clearing"
+	"github.com/flexhub/flexhub/powerflow"
 )
 
 // The clearing step. After gate closure every closed session is cleared
@@ -543,7 +544,12 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 	}
 	accepted := make([][]int64, len(p.Bids))
 	var reasons []string
-	if len(cols) > 0 {
+	var gridOut []*flexhub.GridOutcome
+	// With a grid, the cleared state is checked by AC power flow; where
+	// the linearisation let a limit slip, the rows are linearised again at
+	// the cleared point and the session cleared again (at most
+	// maxGridPasses times; the last check is what the need result reports).
+	for pass := 1; len(cols) > 0; pass++ {
 		scaled := scaleProblem(p)
 		r, err := solve(scaled.p)
 		if err != nil {
@@ -562,12 +568,23 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			}
 		}
 		reasons = r.Reasons
-	}
-	var gridOut []*flexhub.GridOutcome
-	if in.grid != nil && len(cols) > 0 {
-		var err error
-		if gridOut, err = in.grid.verify(p, accepted, starts, gridLimitsCovered); err != nil {
+		if in.grid == nil {
+			break
+		}
+		var ats [][]*powerflow.Result
+		if gridOut, ats, err = in.grid.verify(p, accepted, starts, gridLimitsCovered); err != nil {
 			return nil, fmt.Errorf("grid check: %w", err)
+		}
+		clean := true
+		for _, o := range gridOut {
+			o.Passes = pass
+			clean = clean && len(o.After) == 0
+		}
+		if clean || pass == maxGridPasses {
+			break
+		}
+		if err := in.grid.relinearise(p, accepted, starts, ats); err != nil {
+			return nil, fmt.Errorf("grid rows at the cleared point: %w", err)
 		}
 	}
 	// Uniform price per column: the highest selection price accepted.

@@ -179,10 +179,15 @@ func (g *gridClear) network(p *clearing.Problem, engineBid []*flexhub.Bid, signs
 	return limits, nil
 }
 
+// maxGridPasses bounds the clear → check → re-linearise loop.
+const maxGridPasses = 3
+
 // verify runs the AC power flow of each column's cleared state and
-// reports it (accepted: per engine bid and column, in W or var).
-func (g *gridClear) verify(p *clearing.Problem, accepted [][]int64, starts []int64, limits int) ([]*flexhub.GridOutcome, error) {
+// reports it (accepted: per engine bid and column, in W or var), with
+// the cleared operating points (per column and state) to re-linearise at.
+func (g *gridClear) verify(p *clearing.Problem, accepted [][]int64, starts []int64, limits int) ([]*flexhub.GridOutcome, [][]*powerflow.Result, error) {
 	out := make([]*flexhub.GridOutcome, len(starts))
+	ats := make([][]*powerflow.Result, len(starts))
 	r := &clearing.Result{Accepted: accepted}
 	for c, k := range starts {
 		o := &flexhub.GridOutcome{GridModelID: g.modelID, ModelVersion: g.version, States: g.source[k], Limits: limits, After: []string{}}
@@ -192,8 +197,9 @@ func (g *gridClear) verify(p *clearing.Problem, accepted [][]int64, starts []int
 			}
 			chk, err := clearing.CheckGrid(g.model, st.PMW, st.QMvar, p, r, c, gridLimits, 0.5, 0.001)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			ats[c] = append(ats[c], chk.After)
 			for _, v := range chk.Violations {
 				o.After = append(o.After, fmt.Sprintf("%s at %.4g (allowed %.4g)", v.Element, v.Value, v.Limit))
 			}
@@ -202,5 +208,27 @@ func (g *gridClear) verify(p *clearing.Problem, accepted [][]int64, starts []int
 		}
 		out[c] = o
 	}
-	return out, nil
+	return out, ats, nil
+}
+
+// relinearise replaces the network rows with rows linearised at the
+// cleared operating points (clearing.GridRowsAt: value there plus the
+// sensitivity times the change from the accepted quantities).
+func (g *gridClear) relinearise(p *clearing.Problem, accepted [][]int64, starts []int64, ats [][]*powerflow.Result) error {
+	var rows []clearing.NetRow
+	for c, k := range starts {
+		x0 := make([]int64, len(p.Bids))
+		for b := range p.Bids {
+			x0[b] = accepted[b][c]
+		}
+		for i, st := range g.states[k] {
+			rs, _, err := clearing.GridRowsAt(g.model, st.Result, ats[c][i], p, x0, c, gridLimits)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, rs...)
+		}
+	}
+	p.Network.Rows = rows
+	return nil
 }

@@ -87,7 +87,7 @@ func gridClearing(t *testing.T, e *env) {
 		t.Errorf("the cheap battery at bus 17 got %d W, the dear one %d W: want the grid to hold the cheap one below the need and the dear one to cover the rest", got[cheap], got[dear])
 	}
 	g := oi.Grid
-	if g == nil || g.GridModelID != up.Model.ID || g.Limits == 0 || g.States != "the model's base case" || len(g.After) != 0 {
+	if g == nil || g.GridModelID != up.Model.ID || g.Limits == 0 || g.States != "the model's base case" || len(g.After) != 0 || g.Passes != 1 {
 		t.Errorf("grid outcome %+v: want the model's limits covered and the AC check clean", g)
 	}
 	// The AC power flow through the API: the cleared injections keep every
