@@ -91,20 +91,9 @@ func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInp
 		if b.Status != flexhub.BidSubmitted {
 			continue
 		}
-		r, err := tx.Resource(ctx, b.ResourceID)
+		_, units, err := resourceUnits(ctx, tx, b.ResourceID)
 		if err != nil {
 			return nil, err
-		}
-		units := []*flexhub.Resource{r}
-		if r.Kind == flexhub.ResourceGroup {
-			units = units[:0]
-			for _, id := range r.Members {
-				u, err := tx.Resource(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				units = append(units, u)
-			}
 		}
 		// A group sits where most of its capability is (its units' buses
 		// are not told apart: docs/GRID_CLEARING.md).

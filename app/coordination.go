@@ -70,20 +70,9 @@ func (s *Service) loadDSOFirst(ctx context.Context, tx flexhub.Tx, in *clearInpu
 		if b.Status != flexhub.BidSubmitted {
 			continue
 		}
-		r, err := tx.Resource(ctx, b.ResourceID)
+		r, units, err := resourceUnits(ctx, tx, b.ResourceID)
 		if err != nil {
 			return nil, err
-		}
-		units := []*flexhub.Resource{r}
-		if r.Kind == flexhub.ResourceGroup {
-			units = units[:0]
-			for _, id := range r.Members {
-				u, err := tx.Resource(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				units = append(units, u)
-			}
 		}
 		for _, u := range units {
 			if u.DSOID != "" && u.DSOID != buyer {

@@ -218,3 +218,24 @@ func (s *Service) gridLight(ctx context.Context, tx flexhub.Tx, refs map[string]
 	}
 	return l, nil
 }
+
+// resourceUnits loads a resource and its units: itself for a unit, its
+// members for a group.
+func resourceUnits(ctx context.Context, tx flexhub.Tx, id string) (*flexhub.Resource, []*flexhub.Resource, error) {
+	r, err := tx.Resource(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Kind != flexhub.ResourceGroup {
+		return r, []*flexhub.Resource{r}, nil
+	}
+	units := make([]*flexhub.Resource, 0, len(r.Members))
+	for _, mid := range r.Members {
+		u, err := tx.Resource(ctx, mid)
+		if err != nil {
+			return nil, nil, err
+		}
+		units = append(units, u)
+	}
+	return r, units, nil
+}
