@@ -91,19 +91,20 @@ func (s *Service) loadDSOFirst(ctx context.Context, tx flexhub.Tx, in *clearInpu
 		bids = append(bids, unitOf{bid: b, units: append(units, r), cap: cp})
 	}
 	// The DSOs' sessions over the same time that have not cleared yet.
+	// (Only sessions still to clear are read: cleared, failed and
+	// cancelled ones — the DSO's whole history — hold nothing to wait for.)
 	for d := range dsos {
-		ms, err := listAll(func(pg flexhub.Page) ([]*flexhub.MarketSession, string, error) {
-			return tx.ListMarketSessions(ctx, flexhub.Filter{"system_operator_id": d}, pg)
-		})
-		if err != nil {
-			return nil, err
+		var ms []*flexhub.MarketSession
+		for _, st := range []string{flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed} {
+			part, err := listAll(func(pg flexhub.Page) ([]*flexhub.MarketSession, string, error) {
+				return tx.ListMarketSessions(ctx, flexhub.Filter{"system_operator_id": d, "status": st}, pg)
+			})
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, part...)
 		}
 		for _, m := range ms {
-			switch m.Status {
-			case flexhub.SessionScheduled, flexhub.SessionOpen, flexhub.SessionClosed:
-			default:
-				continue // cleared, failed or cancelled: nothing to wait for
-			}
 			overlaps, err := sessionOverlaps(ctx, tx, m, from, to)
 			if err != nil {
 				return nil, err
