@@ -326,13 +326,14 @@ type SessionSpec struct {
 	Pricing     string    `json:"pricing,omitempty" enum:"pay_as_bid,uniform" doc:"how accepted bids are paid; default pay_as_bid"`
 	// Coordination is how a buyer other than a resource's DSO may use
 	// DSO-connected resources (docs/COORDINATION.md).
-	Coordination string `json:"coordination,omitempty" enum:"dso_approval,dso_first" doc:"TSO-DSO coordination for resources in a DSO's grid: dso_approval (default: every bid and order under the DSO's traffic light) or dso_first (also: the DSOs' own sessions over the same intervals clear first, and what they bought of a resource is no longer offered here)"`
+	Coordination string `json:"coordination,omitempty" enum:"dso_approval,dso_first,common_market" doc:"TSO-DSO coordination for resources in a DSO's grid: dso_approval (default: every bid and order under the DSO's traffic light), dso_first (also: the DSOs' own sessions over the same intervals clear first, and what they bought of a resource is no longer offered here) or common_market (the session is cleared jointly with the other common_market sessions of its market operator over overlapping intervals: a resource's capacity counted once over all their needs, every grid model's limits over all the bids in it)"`
 }
 
 // Coordination schemes (docs/COORDINATION.md).
 const (
 	CoordinationDSOApproval = "dso_approval"
 	CoordinationDSOFirst    = "dso_first"
+	CoordinationCommon      = "common_market"
 )
 
 // MarketSession is one call for tender with its gate times.
@@ -369,7 +370,7 @@ func (s *SessionSpec) Validate(now time.Time) error {
 	if s.Coordination == "" {
 		s.Coordination = CoordinationDSOApproval
 	}
-	if err := oneOf("coordination", s.Coordination, []string{CoordinationDSOApproval, CoordinationDSOFirst}); err != nil {
+	if err := oneOf("coordination", s.Coordination, []string{CoordinationDSOApproval, CoordinationDSOFirst, CoordinationCommon}); err != nil {
 		return err
 	}
 	if len(s.NeedIDs) == 0 {

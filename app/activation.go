@@ -497,7 +497,7 @@ func (s *Service) orderTrafficLight(ctx context.Context, tx flexhub.Tx, bc *orde
 	for i, sp := range o.Setpoints {
 		asks[i] = lightAsk{start: sp.Start, end: sp.End, requested: sp.Quantity}
 	}
-	chk, err := s.checkTrafficLight(ctx, tx, by.ID, units, o.Direction, o.Unit, asks)
+	chk, err := s.checkTrafficLight(ctx, tx, by.ID, units, o.Direction, o.Unit, asks, false)
 	if err != nil {
 		return err
 	}

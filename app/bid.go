@@ -113,7 +113,7 @@ func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 	if err := checkExclusiveGroup(ctx, tx, by, m, spec, exceptID); err != nil {
 		return nil, err
 	}
-	return m, s.bidTrafficLight(ctx, tx, need, prod, r, units, spec, plan, res, lights)
+	return m, s.bidTrafficLight(ctx, tx, m, need, prod, r, units, spec, plan, res, lights)
 }
 
 // bidTrafficLight checks a bid's intervals against the DSOs' traffic
@@ -121,8 +121,9 @@ func (s *Service) checkBid(ctx context.Context, tx flexhub.Tx, by *flexhub.Party
 // bid (traffic_light.red); an amber one caps it — an indivisible bid, or
 // one whose minimum is above the cap, cannot be cut and is refused
 // (traffic_light.amber); a divisible one keeps the cap for the clearing
-// (GridCaps). The lights go to out.
-func (s *Service) bidTrafficLight(ctx context.Context, tx flexhub.Tx, need *flexhub.Need, prod *flexhub.Product, r *flexhub.Resource, units []*flexhub.Resource,
+// (GridCaps). The lights go to out. In a common_market session only the
+// DSOs' overrides speak: the joint clearing keeps their grids' limits.
+func (s *Service) bidTrafficLight(ctx context.Context, tx flexhub.Tx, m *flexhub.MarketSession, need *flexhub.Need, prod *flexhub.Product, r *flexhub.Resource, units []*flexhub.Resource,
 	spec *flexhub.BidSpec, plan *flexhub.BidPlan, res time.Duration, out *bidLights) error {
 	unit := "W"
 	if prod.PowerType == "reactive" {
@@ -132,7 +133,7 @@ func (s *Service) bidTrafficLight(ctx context.Context, tx flexhub.Tx, need *flex
 	for i, iv := range spec.Intervals {
 		asks[i] = lightAsk{start: iv.Start.UTC(), end: iv.Start.UTC().Add(res), requested: plan.Quantities[i]}
 	}
-	chk, err := s.checkTrafficLight(ctx, tx, need.SystemOperatorID, units, need.Direction, unit, asks)
+	chk, err := s.checkTrafficLight(ctx, tx, need.SystemOperatorID, units, need.Direction, unit, asks, m.Coordination == flexhub.CoordinationCommon)
 	if err != nil {
 		return err
 	}

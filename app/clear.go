@@ -171,6 +171,9 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 		if in, err = loadClearInput(ctx, tx, id); err != nil || in == nil {
 			return err
 		}
+		if in.common, err = s.loadCommonMarket(ctx, tx, in); err != nil || in.common != nil {
+			return err // the common market reads every grid itself
+		}
 		if in.grid, err = s.loadGridClear(ctx, tx, in); err != nil {
 			return err
 		}
@@ -182,6 +185,10 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 	}
 	if in.first != nil && len(in.first.waiting) > 0 {
 		s.log.Debug("dso_first: waiting for the DSOs' sessions", "session", id, "waiting_for", in.first.waitingText())
+		return false, nil
+	}
+	if in.common != nil && len(in.common.waiting) > 0 {
+		s.log.Debug("common_market: waiting for the sessions cleared with it", "session", id, "waiting_for", in.common.waitingText())
 		return false, nil
 	}
 	out, err := computeClearing(in, s.solve, s.now())
@@ -203,6 +210,13 @@ func (s *Service) ClearSession(ctx context.Context, id string) (bool, error) {
 		}
 		if m.Version != in.session.Version {
 			return flexhub.Errorf(flexhub.EConflict, "session %s changed while it was cleared; clearing again", id)
+		}
+		if in.common != nil {
+			if err := s.storeJoint(ctx, tx, m, in, out); err != nil {
+				return err
+			}
+			done = true
+			return nil
 		}
 		if err := s.storeClearing(ctx, tx, m, in, out); err != nil {
 			return err
@@ -262,6 +276,7 @@ type clearInput struct {
 	bids    []*flexhub.Bid // every bid of the session, by id (submission order)
 	grid    *gridClear     // a DSO's clearing in its own grid (clear_grid.go); nil otherwise
 	first   *dsoFirst      // a dso_first session: what the DSOs left (coordination.go); nil otherwise
+	common  *commonMarket  // a common_market session: the sessions cleared with it (common_market.go); nil otherwise
 }
 
 func loadClearInput(ctx context.Context, tx flexhub.Tx, id string) (*clearInput, error) {
@@ -287,6 +302,15 @@ func loadClearInput(ctx context.Context, tx flexhub.Tx, id string) (*clearInput,
 		return tx.ListBids(ctx, flexhub.Filter{"session_id": id}, pg)
 	})
 	return in, err
+}
+
+// groupKey prefixes a bid's exclusive group names: groups are the FSP's
+// own (and, in a joint clearing of several sessions, the session's).
+func groupKey(in *clearInput, b *flexhub.Bid) string {
+	if in.common != nil {
+		return b.FSPID + "/" + b.SessionID + "/"
+	}
+	return b.FSPID + "/"
 }
 
 // clearOutput is what a clearing decided, ready to store.
@@ -456,14 +480,14 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 		}
 		// The group key of a name and of a bid id of the same FSP are the
 		// same string, so a bid named as a group joins it.
-		union(bi.bid.FSPID+"/"+bi.bid.ID, bi.bid.FSPID+"/"+g)
+		union(groupKey(in, bi.bid)+bi.bid.ID, groupKey(in, bi.bid)+g)
 	}
 	// Each group is known by the smallest name its FSP gave it, so that a
 	// reason names a group as the FSP wrote it.
 	label := map[string]string{}
 	for _, bi := range infos {
 		if g := bi.bid.ExclusiveGroup; g != "" {
-			r := find(bi.bid.FSPID + "/" + bi.bid.ID)
+			r := find(groupKey(in, bi.bid) + bi.bid.ID)
 			if l, ok := label[r]; !ok || g < l {
 				label[r] = g
 			}
@@ -503,8 +527,8 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			continue
 		}
 		eb := clearing.Bid{ID: bi.bid.ID, Quantity: qty, Price: price, Divisible: bi.bid.Divisible, MinQuantity: bi.minQ, Linked: bi.bid.Linked}
-		if self := bi.bid.FSPID + "/" + bi.bid.ID; parent[self] != "" {
-			eb.ExclusiveGroup = bi.bid.FSPID + "/" + label[find(self)]
+		if self := groupKey(in, bi.bid) + bi.bid.ID; parent[self] != "" {
+			eb.ExclusiveGroup = groupKey(in, bi.bid) + label[find(self)]
 		}
 		bi.engine = len(p.Bids)
 		p.Bids = append(p.Bids, eb)
@@ -526,17 +550,17 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 	for c := range cols {
 		starts[c] = cols[c].iv.Start.UnixMicro()
 	}
-	gridLimitsCovered := 0
-	if in.grid != nil && len(cols) > 0 {
-		engineBid, signs := make([]*flexhub.Bid, len(p.Bids)), make([]int8, len(p.Bids))
-		for _, bi := range infos {
-			if bi.engine >= 0 {
-				engineBid[bi.engine], signs[bi.engine] = bi.bid, 1
-				if bi.need.Direction == "down" {
-					signs[bi.engine] = -1
-				}
+	engineBid, signs := make([]*flexhub.Bid, len(p.Bids)), make([]int8, len(p.Bids))
+	for _, bi := range infos {
+		if bi.engine >= 0 {
+			engineBid[bi.engine], signs[bi.engine] = bi.bid, 1
+			if bi.need.Direction == "down" {
+				signs[bi.engine] = -1
 			}
 		}
+	}
+	gridLimitsCovered := 0
+	if in.grid != nil && len(cols) > 0 {
 		var err error
 		if gridLimitsCovered, err = in.grid.network(p, engineBid, signs, starts, prod.PowerType == "reactive"); err != nil {
 			return nil, fmt.Errorf("grid rows: %w", err)
@@ -545,11 +569,21 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 	accepted := make([][]int64, len(p.Bids))
 	var reasons []string
 	var gridOut []*flexhub.GridOutcome
+	if in.common != nil && len(cols) > 0 {
+		needOf := make([]*flexhub.Need, len(cols))
+		for c := range cols {
+			needOf[c] = cols[c].need
+		}
+		var err error
+		if accepted, reasons, gridOut, err = in.common.clear(p, engineBid, signs, starts, needOf, prod.PowerType == "reactive", solve); err != nil {
+			return nil, err
+		}
+	}
 	// With a grid, the cleared state is checked by AC power flow; where
 	// the linearisation let a limit slip, the rows are linearised again at
 	// the cleared point and the session cleared again (at most
 	// maxGridPasses times; the last check is what the need result reports).
-	for pass := 1; len(cols) > 0; pass++ {
+	for pass := 1; in.common == nil && len(cols) > 0; pass++ {
 		scaled := scaleProblem(p)
 		r, err := solve(scaled.p)
 		if err != nil {
@@ -610,6 +644,7 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 	needCost := map[string]*big.Int{}
 	for _, bi := range infos {
 		b, n := bi.bid, bi.need
+		m := in.sessionFor(n.ID)
 		a := &flexhub.Award{ID: flexhub.NewID(), SessionID: m.ID, NeedID: n.ID, BidID: b.ID, FSPID: b.FSPID, ResourceID: b.ResourceID,
 			SystemOperatorID: b.SystemOperatorID, OperatorID: b.OperatorID, Pricing: m.Pricing, PriceBasis: bi.basis, Unit: unit,
 			Currency: n.Currency, CreatedAt: now}
@@ -676,7 +711,7 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			if a.Reason == "" && bi.engine >= 0 && bi.engine < len(reasons) {
 				// Group keys carry the FSP id to keep FSPs' names apart;
 				// the FSP knows its groups by the names it gave.
-				a.Reason = strings.ReplaceAll(reasons[bi.engine], "exclusive group "+b.FSPID+"/", "exclusive group ")
+				a.Reason = strings.ReplaceAll(reasons[bi.engine], "exclusive group "+groupKey(in, b), "exclusive group ")
 			}
 			if a.Reason == "" {
 				a.Reason = clearing.ReasonNotNeeded
@@ -697,6 +732,7 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 		out.obligations = append(out.obligations, o)
 	}
 	for _, n := range in.needs {
+		m := in.sessionFor(n.ID)
 		basis := flexhub.PriceAvailability
 		if n.Buys == "energy" {
 			basis = flexhub.PriceActivation

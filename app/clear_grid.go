@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/flexhub/flexhub"
 	"github.com/flexhub/flexhub/clearing"
@@ -22,13 +23,14 @@ import (
 
 // gridClear is what a grid-aware clearing reads from the store.
 type gridClear struct {
-	modelID string
-	version int64
-	model   *powerflow.Model
-	slack   int            // a slack bus: bids outside the grid sit there (no effect)
-	bus     map[string]int // bid id → bus index of the unit it moves
-	states  map[int64][]*gridops.State
-	source  map[int64]string
+	modelID    string
+	gridAreaID string
+	version    int64
+	model      *powerflow.Model
+	slack      int            // a slack bus: bids outside the grid sit there (no effect)
+	bus        map[string]int // bid id → bus index of the unit it moves
+	states     map[int64][]*gridops.State
+	source     map[int64]string
 }
 
 // gridLimits are the limits the grid-aware clearing keeps: a bus's own
@@ -73,16 +75,10 @@ func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInp
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.CompiledGridModel(ctx, tx, gm.ID)
+	g, err := s.newGridClear(ctx, tx, gm)
 	if err != nil {
 		return nil, err
 	}
-	net := m.Network()
-	g := &gridClear{modelID: gm.ID, version: gm.ModelVersion, model: m, bus: map[string]int{}, states: map[int64][]*gridops.State{}, source: map[int64]string{}}
-	if len(net.Slacks) == 0 {
-		return nil, fmt.Errorf("grid model %s has no slack", gm.ID)
-	}
-	g.slack = net.BusIndex()[net.Slacks[0].Bus]
 	direction, unit := need.Direction, "W"
 	if in.product.PowerType == "reactive" {
 		unit = "var"
@@ -120,18 +116,43 @@ func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInp
 	res := in.product.Resolution()
 	for _, n := range in.needs {
 		for _, iv := range n.Intervals {
-			k := iv.Start.UnixMicro()
-			if _, ok := g.states[k]; ok {
-				continue
-			}
-			st, src, err := s.statesOver(ctx, tx, gm.ID, iv.Start, iv.Start.Add(res))
-			if err != nil {
+			if err := g.addState(ctx, s, tx, iv.Start, res); err != nil {
 				return nil, err
 			}
-			g.states[k], g.source[k] = st, src
 		}
 	}
 	return g, nil
+}
+
+// newGridClear compiles a grid model for a clearing (no bids placed, no
+// states read yet).
+func (s *Service) newGridClear(ctx context.Context, tx flexhub.Tx, gm *flexhub.GridModel) (*gridClear, error) {
+	m, err := s.CompiledGridModel(ctx, tx, gm.ID)
+	if err != nil {
+		return nil, err
+	}
+	net := m.Network()
+	g := &gridClear{modelID: gm.ID, gridAreaID: gm.GridAreaID, version: gm.ModelVersion, model: m, bus: map[string]int{}, states: map[int64][]*gridops.State{}, source: map[int64]string{}}
+	if len(net.Slacks) == 0 {
+		return nil, fmt.Errorf("grid model %s has no slack", gm.ID)
+	}
+	g.slack = net.BusIndex()[net.Slacks[0].Bus]
+	return g, nil
+}
+
+// addState reads the operating states of the interval from start (the
+// newest forecast covering it, else the base case), once.
+func (g *gridClear) addState(ctx context.Context, s *Service, tx flexhub.Tx, start time.Time, res time.Duration) error {
+	k := start.UnixMicro()
+	if _, ok := g.states[k]; ok {
+		return nil
+	}
+	st, src, err := s.statesOver(ctx, tx, g.modelID, start, start.Add(res))
+	if err != nil {
+		return err
+	}
+	g.states[k], g.source[k] = st, src
+	return nil
 }
 
 // network places the engine's bids and writes the grid rows of every

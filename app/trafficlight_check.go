@@ -43,8 +43,10 @@ type lightCheck struct {
 
 // checkTrafficLight checks a resource (units: itself, or a group's
 // members) for a change by buyer in direction ("up"/"down"), in unit
-// ("W"/"var"), for each ask.
-func (s *Service) checkTrafficLight(ctx context.Context, tx flexhub.Tx, buyer string, units []*flexhub.Resource, direction, unit string, asks []lightAsk) (*lightCheck, error) {
+// ("W"/"var"), for each ask. With overridesOnly, only the DSOs' overrides
+// speak, not their grid models (a common_market bid: the joint clearing
+// keeps the grids' limits itself, common_market.go).
+func (s *Service) checkTrafficLight(ctx context.Context, tx flexhub.Tx, buyer string, units []*flexhub.Resource, direction, unit string, asks []lightAsk, overridesOnly bool) (*lightCheck, error) {
 	out := &lightCheck{caps: make([]int64, len(asks))}
 	var checked []string
 	for _, u := range units {
@@ -75,7 +77,7 @@ func (s *Service) checkTrafficLight(ctx context.Context, tx flexhub.Tx, buyer st
 				continue
 			}
 			l := overrideLight(u, overrides, direction, unit, a, share)
-			if l == nil {
+			if l == nil && !overridesOnly {
 				var err error
 				if l, err = s.gridLight(ctx, tx, refs, u, direction, unit, a, share); err != nil {
 					return nil, err

@@ -152,17 +152,11 @@
 // "Constrained clearing (issue 7)"); re-linearising at the cleared point
 // and clearing again, or headroom margins, would reduce it (not built).
 //
-// Joint clearing of several needs (the "common market" scheme; designed,
-// not built): one Problem per need today covers one Demand per interval.
-// A joint clearing gives every bid one column per need it may serve
-// (x[b][n][t]) with Σ_n x[b][n][t] ≤ Quantity[b][t] (its capacity once),
-// one coverage row per need and interval, and the network rows of every
-// grid over the sum of a bus's columns (a TSO need served from a DSO grid
-// moves that grid's rows as much as a DSO need does). The dual simplex
-// above takes the capacity rows as more rows (they are generated lazily
-// like network rows: only bids both needs want bind); the lexicographic
-// objective becomes total shortfall (each need weighted by its priority),
-// then total cost.
+// Joint clearing of several needs (the "common market" scheme) needs no
+// more than this: the app (app/common_market.go) writes the needs of one
+// time interval into one column with their demands added, and caps each
+// need and each resource's capacity by network rows with a "bus" per bid
+// (docs/COORDINATION.md); a grid's rows over every bid in it the same way.
 package clearing
 
 // Pricing says how accepted bids are paid. It does not change which bids

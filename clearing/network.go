@@ -60,6 +60,10 @@ type NetRow struct {
 	Down     int64   // headroom below (micro-units), or Unlimited
 }
 
+// Coeff returns the coefficient in row r of a bid placed as nb (0 when
+// its bus is not listed).
+func (r *NetRow) Coeff(nb NetBid) int64 { return r.coeff(nb) }
+
 // coeff returns bid b's coefficient in row r (0 when its bus is not listed).
 func (r *NetRow) coeff(nb NetBid) int64 {
 	i, ok := slices.BinarySearch(r.Buses, int32(nb.Bus))
