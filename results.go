@@ -163,7 +163,7 @@ type GridOutcome struct {
 	After            []string `json:"violations_after" nullable:"false" doc:"what the AC power flow with the accepted bids breaks beyond the forecast, by more than 0.5 % loading or 0.001 p.u.; empty: verified"`
 	MaxLoadingExcess float64  `json:"max_loading_excess_pct" doc:"largest loading beyond its allowed value after clearing, percentage points (0: none)"`
 	MaxVoltageExcess float64  `json:"max_voltage_excess_pu" doc:"largest voltage beyond its allowed value after clearing, p.u. (0: none)"`
-	Passes           int      `json:"passes" doc:"how many times the session was cleared: again, on rows linearised at the cleared point, when the AC check found a limit broken (at most 3)"`
+	Passes           int      `json:"passes" doc:"how many times the session was cleared and checked: again on rows linearised at the cleared point until the clearing stops changing (at most 4); the best clearing the AC check found clean is the result"`
 }
 
 // NeedResult is the buyer's view of one need's clearing: the outcome plus

@@ -579,10 +579,15 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 			return nil, err
 		}
 	}
-	// With a grid, the cleared state is checked by AC power flow; where
-	// the linearisation let a limit slip, the rows are linearised again at
-	// the cleared point and the session cleared again (at most
-	// maxGridPasses times; the last check is what the need result reports).
+	// With a grid, the cleared state is checked by AC power flow and the
+	// rows are linearised again at the cleared point and the session
+	// cleared again — where the linearisation let a limit slip, and where
+	// it held the clearing short of what the grid really takes — until the
+	// clearing stops changing (at most maxGridPasses times); the best
+	// clearing the AC check found clean is kept (gridBest), and its check
+	// is what the need result reports.
+	var best gridBest
+	passes := 0
 	for pass := 1; in.common == nil && len(cols) > 0; pass++ {
 		scaled := scaleProblem(p)
 		r, err := solve(scaled.p)
@@ -592,33 +597,42 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 		if len(r.Accepted) != len(p.Bids) {
 			return nil, fmt.Errorf("clearing engine: %d results for %d bids", len(r.Accepted), len(p.Bids))
 		}
+		changed := pass == 1
 		for i := range r.Accepted {
-			accepted[i] = make([]int64, len(cols))
+			row := make([]int64, len(cols))
 			for c, v := range r.Accepted[i] {
-				accepted[i][c] = v * scaled.q
-				if accepted[i][c] > p.Bids[i].Quantity[c] || accepted[i][c] < 0 {
-					return nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at column %d", p.Bids[i].ID, accepted[i][c], p.Bids[i].Quantity[c], c)
+				row[c] = v * scaled.q
+				if row[c] > p.Bids[i].Quantity[c] || row[c] < 0 {
+					return nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at column %d", p.Bids[i].ID, row[c], p.Bids[i].Quantity[c], c)
 				}
+				changed = changed || row[c] != accepted[i][c]
 			}
+			accepted[i] = row
 		}
 		reasons = r.Reasons
 		if in.grid == nil {
 			break
 		}
+		if !changed {
+			break // the re-linearised rows gave the same clearing: converged
+		}
+		passes = pass
 		var ats [][]*powerflow.Result
 		if gridOut, ats, err = in.grid.verify(p, accepted, starts, gridLimitsCovered); err != nil {
 			return nil, fmt.Errorf("grid check: %w", err)
 		}
-		clean := true
-		for _, o := range gridOut {
-			o.Passes = pass
-			clean = clean && len(o.After) == 0
-		}
-		if clean || pass == maxGridPasses {
+		best.offer(p, accepted, reasons, gridOut)
+		if pass == maxGridPasses {
 			break
 		}
 		if err := in.grid.relinearise(p, accepted, starts, ats); err != nil {
 			return nil, fmt.Errorf("grid rows at the cleared point: %w", err)
+		}
+	}
+	if best.ok {
+		accepted, reasons, gridOut = best.accepted, best.reasons, best.out
+		for _, o := range gridOut {
+			o.Passes = passes
 		}
 	}
 	// Uniform price per column: the highest selection price accepted.

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/flexhub/flexhub"
@@ -190,7 +191,51 @@ func (g *gridClear) network(p *clearing.Problem, engineBid []*flexhub.Bid, signs
 }
 
 // maxGridPasses bounds the clear → check → re-linearise loop.
-const maxGridPasses = 3
+const maxGridPasses = 4
+
+// gridBest keeps, over the passes of a grid-aware clearing, the best
+// clearing the AC check found clean (least shortfall, then least cost
+// Σ accepted × price); with none clean, the first offered (the rows at
+// the forecast, whose residual the need result reports).
+type gridBest struct {
+	ok, clean bool
+	short     int64
+	cost      *big.Int
+	accepted  [][]int64
+	reasons   []string
+	out       []*flexhub.GridOutcome
+}
+
+// offer considers one pass's clearing (accepted per bid and column of p)
+// and its AC check.
+func (g *gridBest) offer(p *clearing.Problem, accepted [][]int64, reasons []string, out []*flexhub.GridOutcome) {
+	clean := true
+	for _, o := range out {
+		clean = clean && len(o.After) == 0
+	}
+	var short int64
+	cost := new(big.Int)
+	for c, d := range p.Demand {
+		var got int64
+		for i := range p.Bids {
+			got += accepted[i][c]
+			cost.Add(cost, new(big.Int).Mul(big.NewInt(accepted[i][c]), big.NewInt(p.Bids[i].Price[c])))
+		}
+		short += max(0, d-got)
+	}
+	switch {
+	case !g.ok: // the first: kept whatever it is
+	case g.clean && !clean:
+		return
+	case g.clean == clean && (short > g.short || short == g.short && cost.Cmp(g.cost) >= 0):
+		return
+	}
+	g.ok, g.clean, g.short, g.cost, g.reasons, g.out = true, clean, short, cost, reasons, out
+	g.accepted = make([][]int64, len(accepted))
+	for i := range accepted {
+		g.accepted[i] = append([]int64(nil), accepted[i]...)
+	}
+}
 
 // verify runs the AC power flow of each column's cleared state and
 // reports it (accepted: per engine bid and column, in W or var), with

@@ -368,8 +368,13 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 	build()
 	accepted := make([][]int64, len(p.Bids))
 	acceptedT := make([][]int64, len(p.Bids))
+	for i := range acceptedT {
+		acceptedT[i] = make([]int64, nT)
+	}
 	var reasons []string
-	var outT [][]*flexhub.GridOutcome // per grid, per time column
+	var outT []*flexhub.GridOutcome // per grid and time column, flattened (grid-major)
+	var best gridBest
+	passes := 0
 	for pass := 1; ; pass++ {
 		scaled := scaleProblem(pt)
 		r, err := solve(scaled.p)
@@ -379,31 +384,34 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 		if len(r.Accepted) != len(pt.Bids) {
 			return nil, nil, nil, fmt.Errorf("clearing engine: %d results for %d bids", len(r.Accepted), len(pt.Bids))
 		}
+		changed := pass == 1
 		for i := range r.Accepted {
-			acceptedT[i] = make([]int64, nT)
+			row := make([]int64, nT)
 			for t, v := range r.Accepted[i] {
-				acceptedT[i][t] = v * scaled.q
-				if acceptedT[i][t] > pt.Bids[i].Quantity[t] || acceptedT[i][t] < 0 {
-					return nil, nil, nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at %d", pt.Bids[i].ID, acceptedT[i][t], pt.Bids[i].Quantity[t], t)
+				row[t] = v * scaled.q
+				if row[t] > pt.Bids[i].Quantity[t] || row[t] < 0 {
+					return nil, nil, nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at %d", pt.Bids[i].ID, row[t], pt.Bids[i].Quantity[t], t)
 				}
+				changed = changed || row[t] != acceptedT[i][t]
 			}
+			acceptedT[i] = row
 		}
 		reasons = r.Reasons
+		if len(cm.grids) == 0 || !changed {
+			break // no grid to check, or the re-linearised rows changed nothing
+		}
+		passes = pass
 		outT = outT[:0]
-		clean := true
 		ats := make([][][]*powerflow.Result, len(cm.grids))
 		for gi, g := range cm.grids {
 			o, at, err := g.verify(atBus[gi], acceptedT, times, limits[gi])
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("grid check: %w", err)
 			}
-			for _, x := range o {
-				x.Passes = pass
-				clean = clean && len(x.After) == 0
-			}
-			outT, ats[gi] = append(outT, o), at
+			outT, ats[gi] = append(outT, o...), at
 		}
-		if clean || pass == maxGridPasses {
+		best.offer(pt, acceptedT, reasons, append([]*flexhub.GridOutcome(nil), outT...))
+		if pass == maxGridPasses {
 			break
 		}
 		for gi, g := range cm.grids {
@@ -412,6 +420,12 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 			}
 		}
 		build()
+	}
+	if best.ok {
+		acceptedT, reasons, outT = best.accepted, best.reasons, best.out
+	}
+	for _, o := range outT {
+		o.Passes = passes
 	}
 	for i := range p.Bids {
 		accepted[i] = make([]int64, len(starts))
@@ -444,7 +458,7 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 				}
 			}
 			if pick >= 0 {
-				gridOut[c] = outT[pick][colT[c]]
+				gridOut[c] = outT[pick*nT+colT[c]]
 			}
 		}
 	}
