@@ -28,10 +28,13 @@ import (
 //     offer when its technical data do not say);
 //   - every grid model a bid's unit sits in limits all the bids in it, the
 //     TSO's as much as the DSO's: the linearised loading and voltage rows
-//     of each interval's operating state over the sum of the injections of
-//     every need's accepted bids, then a full AC power flow of the joint
-//     result per grid and interval (re-linearised at the cleared point
-//     while it finds a limit broken, as a DSO's own clearing does).
+//     of each interval's operating state over the injections of every
+//     need's accepted bids — those pushing an element up against its
+//     upper headroom, those pushing it down against its lower one, so
+//     that whichever of the awards are activated keeps the limits — then
+//     a full AC power flow of the joint result per grid and interval,
+//     re-linearised at the cleared point and cleared again as a DSO's own
+//     clearing does.
 //
 // It waits while one of those sessions is not closed yet; the joint
 // result is stored in one transaction, each session getting its own
@@ -355,9 +358,7 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 		}
 		for _, q := range atBus {
 			for ri := range q.Network.Rows {
-				if row, ok := perBid(pt, q, &q.Network.Rows[ri]); ok {
-					nw.Rows = append(nw.Rows, row)
-				}
+				nw.Rows = append(nw.Rows, perBid(pt, q, &q.Network.Rows[ri])...)
 			}
 		}
 		pt.Network = nw
@@ -467,10 +468,15 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 
 // perBid writes a grid row of q (bids at their buses) in the joint
 // network's form (a bus per bid, signs and reactive coefficients taken
-// in), dropping sides that no acceptance can reach and rows left with
-// neither.
-func perBid(pt, q *clearing.Problem, r *clearing.NetRow) (clearing.NetRow, bool) {
-	out := clearing.NetRow{Name: r.Name, Interval: r.Interval, Up: r.Up, Down: r.Down}
+// in) as two rows, one per side: the bids that push the element up
+// against its upper headroom and those that push it down against its
+// lower one. The buyers activate independently (a capacity award may not
+// be activated at all), so one buyer's activation must not count on
+// another's to offset it: every subset of the awards keeps the limits.
+// A side no acceptance can reach is dropped.
+func perBid(pt, q *clearing.Problem, r *clearing.NetRow) []clearing.NetRow {
+	up := clearing.NetRow{Name: r.Name, Interval: r.Interval, Up: r.Up, Down: clearing.Unlimited}
+	down := clearing.NetRow{Name: r.Name, Interval: r.Interval, Up: clearing.Unlimited, Down: r.Down}
 	pos, neg := new(big.Int), new(big.Int)
 	for i := range pt.Bids {
 		x := pt.Bids[i].Quantity[r.Interval]
@@ -478,26 +484,24 @@ func perBid(pt, q *clearing.Problem, r *clearing.NetRow) (clearing.NetRow, bool)
 			continue
 		}
 		c := r.Coeff(q.Network.Bids[i])
-		if c == 0 {
-			continue
-		}
-		out.Buses = append(out.Buses, int32(i))
-		out.PPM = append(out.PPM, c)
-		t := new(big.Int).Mul(big.NewInt(c), big.NewInt(x))
-		if c > 0 {
-			pos.Add(pos, t)
-		} else {
-			neg.Sub(neg, t)
+		switch {
+		case c > 0 && r.Up != clearing.Unlimited:
+			up.Buses, up.PPM = append(up.Buses, int32(i)), append(up.PPM, c)
+			pos.Add(pos, new(big.Int).Mul(big.NewInt(c), big.NewInt(x)))
+		case c < 0 && r.Down != clearing.Unlimited:
+			down.Buses, down.PPM = append(down.Buses, int32(i)), append(down.PPM, c)
+			neg.Sub(neg, new(big.Int).Mul(big.NewInt(c), big.NewInt(x)))
 		}
 	}
 	mega := big.NewInt(1_000_000)
-	if out.Up != clearing.Unlimited && pos.Cmp(new(big.Int).Mul(big.NewInt(out.Up), mega)) <= 0 {
-		out.Up = clearing.Unlimited
+	var out []clearing.NetRow
+	if len(up.Buses) > 0 && pos.Cmp(new(big.Int).Mul(big.NewInt(up.Up), mega)) > 0 {
+		out = append(out, up)
 	}
-	if out.Down != clearing.Unlimited && neg.Cmp(new(big.Int).Mul(big.NewInt(out.Down), mega)) <= 0 {
-		out.Down = clearing.Unlimited
+	if len(down.Buses) > 0 && neg.Cmp(new(big.Int).Mul(big.NewInt(down.Down), mega)) > 0 {
+		out = append(out, down)
 	}
-	return out, len(out.Buses) > 0 && (out.Up != clearing.Unlimited || out.Down != clearing.Unlimited)
+	return out
 }
 
 // storeJoint stores a joint clearing: every session of the group, each
