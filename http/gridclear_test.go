@@ -115,3 +115,87 @@ func gridClearing(t *testing.T, e *env) {
 		t.Errorf("the cheap battery alone (%.0f kW at bus 17) keeps every limit: the test's grid does not bind", needKW)
 	}
 }
+
+func TestGridClearingReactive(t *testing.T) { gridClearingReactive(t, newEnv(t)) }
+
+// A DSO's voltage-control market buys reactive power: on case33bw a
+// cheap unit at bus 17 and a dear one at bus 1 offer reactive injection
+// (kvar). The DSO buys more than bus 17 can take without leaving its
+// band: the clearing places the bids' reactive injections at their buses
+// in the grid rows (the voltage's sensitivity to Q), holds the cheap unit
+// to what the grid takes and buys the rest at bus 1; the AC power flow of
+// the result breaks no limit, where the whole quantity at bus 17 would.
+func gridClearingReactive(t *testing.T, e *env) {
+	w := newSecondaryWorldOn(t, e)
+	body := pqProductBody("Feeder voltage control")
+	body["service"], body["power_type"] = "voltage_control", "reactive"
+	delete(body, "min_bid_size")
+	body["min_bid_size_reactive"] = map[string]any{"value": 100, "unit": "kvar"}
+	body["baseline_method"] = "meter_before"
+	var prod flexhub.Product
+	w.do("POST", "/v1/products", w.dsoKey, body, 201, &prod)
+	var cp2 pqID
+	w.do("POST", "/v1/connection-points", w.dsoKey, map[string]any{"code": "CP-2", "grid_area_id": w.ga, "node_ref": "bus 1"}, 201, &cp2)
+	kvar := map[string]any{"reactive_capability": map[string]any{"value": 6000, "unit": "kvar"}}
+	cheap := w.unitWith(w.cp, w.fspAKey, 4000, kvar)
+	dear := w.unitWith(cp2.ID, w.fspBKey, 4000, kvar)
+	for _, u := range []struct{ key, id string }{{w.fspAKey, cheap}, {w.fspBKey, dear}} {
+		pq := w.submit(u.key, u.id, prod.ID)
+		w.do("POST", "/v1/prequalifications/"+pq.ID+"/decision", w.dsoKey, map[string]any{"outcome": "approved"}, 200, nil)
+		w.grid(u.key, u.id, map[string]any{"outcome": "approved"})
+	}
+	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
+	if status != 201 {
+		t.Fatalf("upload: %d %s", status, raw)
+	}
+	var up app.GridModelUpload
+	if err := json.Unmarshal([]byte(raw), &up); err != nil {
+		t.Fatal(err)
+	}
+	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{
+		{"connection_point_id": w.cp, "bus_id": "17"}, {"connection_point_id": cp2.ID, "bus_id": "1"}}}, 200, nil)
+	flow := func(at17, at1 int64) app.PowerFlowResult {
+		var r app.PowerFlowResult
+		w.do("POST", "/v1/grid-models/"+up.Model.ID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
+			{"bus_id": "17", "reactive_generation": map[string]any{"value": at17, "unit": "var"}},
+			{"bus_id": "1", "reactive_generation": map[string]any{"value": at1, "unit": "var"}}}}, 200, &r)
+		return r
+	}
+	const needKvar = 5000
+	if r := flow(needKvar*1000, 0); len(r.Violations) == 0 {
+		t.Fatalf("%d kvar at bus 17 keeps every limit: the test's grid does not bind", needKvar)
+	}
+	day := w.day.Add(3 * time.Hour)
+	var need flexhub.Need
+	w.do("POST", "/v1/needs", w.dsoKey, map[string]any{"product_id": prod.ID, "grid_area_id": w.ga, "direction": "up", "buys": "capacity",
+		"intervals": []map[string]any{{"start": day, "quantity": map[string]any{"value": needKvar, "unit": "kvar"}, "max_price": eur("50")}}}, 201, &need)
+	session := w.openSession(w.moKey, w.now().Add(-time.Second), w.now().Add(time.Hour), need.ID)
+	bid := func(key, unit, price string) {
+		w.do("POST", "/v1/bids", key, map[string]any{"session_id": session.ID, "need_id": need.ID, "resource_id": unit, "divisible": true,
+			"min_quantity": map[string]any{"value": 100, "unit": "kvar"}, "linked": false,
+			"intervals": []map[string]any{{"start": day, "quantity": map[string]any{"value": needKvar, "unit": "kvar"}, "availability_price": eur(price)}}}, 201, nil)
+	}
+	bid(w.fspAKey, cheap, "10")
+	bid(w.fspBKey, dear, "30")
+	w.advance(time.Hour + time.Second)
+	var res app.SessionResults
+	w.do("GET", "/v1/market-sessions/"+session.ID+"/results", w.dsoKey, nil, 200, &res)
+	got := map[string]int64{}
+	for _, a := range res.Awards {
+		got[a.ResourceID] = a.Intervals[0].Accepted
+		if a.Unit != "var" {
+			t.Errorf("award %s in %s, want var", a.ID, a.Unit)
+		}
+	}
+	oi := res.Needs[0].Intervals[0]
+	t.Logf("cheap (bus 17) %d var, dear (bus 1) %d var; grid %+v", got[cheap], got[dear], oi.Grid)
+	if oi.Shortfall != 0 || got[cheap]+got[dear] != needKvar*1000 || got[cheap] <= 0 || got[cheap] >= needKvar*1000 {
+		t.Errorf("cheap %d var, dear %d var, shortfall %d: want the grid to hold the cheap unit short of the need and the dear one to cover the rest", got[cheap], got[dear], oi.Shortfall)
+	}
+	if g := oi.Grid; g == nil || len(g.After) != 0 {
+		t.Errorf("grid outcome %+v: want the AC check clean", g)
+	}
+	if r := flow(got[cheap], got[dear]); len(r.Violations) != 0 {
+		t.Errorf("the cleared reactive injections break limits: %+v", r.Violations)
+	}
+}
