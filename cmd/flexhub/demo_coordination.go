@@ -102,24 +102,27 @@ type CoordinationReport struct {
 // CoordinationRow is one scheme's outcome. Quantities are W summed over
 // the quarter hours (divide by 4 for the energy in Wh).
 type CoordinationRow struct {
-	Scheme       string        `json:"scheme"`
-	Reference    bool          `json:"reference,omitempty" doc:"computed outside flexhub: each buyer's merit order alone, ignoring the grid and the other buyer"`
-	DSONeedW     int64         `json:"dso_need_w"`
-	DSOBoughtW   int64         `json:"dso_bought_w"`
-	DSOShortW    int64         `json:"dso_shortfall_w"`
-	TSONeedW     int64         `json:"tso_need_w"`
-	TSOBoughtW   int64         `json:"tso_bought_w"`
-	TSOShortW    int64         `json:"tso_shortfall_w"`
-	DSOCost      flexhub.Money `json:"dso_cost"`
-	TSOCost      flexhub.Money `json:"tso_cost"`
-	TotalCost    flexhub.Money `json:"total_cost"`
-	SoldTwiceW   int64         `json:"sold_twice_w" doc:"obligations beyond a battery's capability, both buyers and directions, summed over batteries and quarter hours"`
-	DSOBids      int           `json:"dso_bids"`
-	TSOBids      int           `json:"tso_bids"`
-	Refused      int           `json:"refused_bids" doc:"bids the DSO's traffic light refused (red, or amber below the bid's minimum)"`
-	Before       GridSummary   `json:"before"`
-	After        GridSummary   `json:"after"`
-	SessionNotes []string      `json:"notes,omitempty"`
+	Scheme     string        `json:"scheme"`
+	Reference  bool          `json:"reference,omitempty" doc:"computed outside flexhub: each buyer's merit order alone, ignoring the grid and the other buyer"`
+	DSONeedW   int64         `json:"dso_need_w"`
+	DSOBoughtW int64         `json:"dso_bought_w"`
+	DSOShortW  int64         `json:"dso_shortfall_w"`
+	TSONeedW   int64         `json:"tso_need_w"`
+	TSOBoughtW int64         `json:"tso_bought_w"`
+	TSOShortW  int64         `json:"tso_shortfall_w"`
+	DSOCost    flexhub.Money `json:"dso_cost"`
+	TSOCost    flexhub.Money `json:"tso_cost"`
+	TotalCost  flexhub.Money `json:"total_cost"`
+	SoldTwiceW int64         `json:"sold_twice_w" doc:"obligations beyond a battery's capability, both buyers and directions, summed over batteries and quarter hours"`
+	DSOBids    int           `json:"dso_bids"`
+	TSOBids    int           `json:"tso_bids"`
+	Refused    int           `json:"refused_bids" doc:"bids the DSO's traffic light refused (red, or amber below the bid's minimum)"`
+	// Shared counts the batteries the DSO bought some of whose TSO bid
+	// still reached the TSO's session: those dso_first cuts.
+	Shared       int         `json:"dso_bought_offered_to_tso" doc:"batteries the DSO bought that still had a bid in the TSO's session"`
+	Before       GridSummary `json:"before"`
+	After        GridSummary `json:"after"`
+	SessionNotes []string    `json:"notes,omitempty"`
 }
 
 // GridSummary is the grid over the forecast's intervals.
@@ -694,6 +697,19 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 	}
 	run.row.SoldTwiceW = ob.soldTwice()
 	run.sc, run.ob = sc, ob
+	offered := map[string]bool{}
+	for _, a := range run.tsoResults.Awards {
+		offered[a.ResourceID] = true
+	}
+	for i, id := range run.batteryID {
+		bought := false
+		for k := range forecastCount {
+			bought = bought || ob.up[i][k] > 0
+		}
+		if bought && offered[id] {
+			run.row.Shared++
+		}
+	}
 	if run.row.Before, err = sc.check(nil); err != nil {
 		return nil, err
 	}
@@ -954,18 +970,24 @@ func printCoordination(w io.Writer, r *CoordinationReport) {
 	fmt.Fprintf(w, "Forecast: %s.\n", r.Forecast)
 	fmt.Fprintf(w, "%d household batteries (%s kW up and down each) bid into both buyers' sessions; the DSO's %d needs from the forecast (%d without a battery at their buses, not published); the TSO buys mFRR down (batteries charging).\n",
 		r.Batteries, kwString(r.BatteryW), r.GridNeeds, r.Unpublished)
-	fmt.Fprintf(w, "kW columns are summed over the quarter hours; costs pay as bid.\n\n")
+	fmt.Fprintf(w, "kW are summed over the quarter hours (÷4: kWh); costs are capacity, pay as bid; \"sold twice\": obligations beyond a battery's 5 kW.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scheme\tDSO need\tbought\tTSO need\tbought\tshortfall DSO/TSO\tDSO EUR\tTSO EUR\ttotal EUR\tsold twice kW\trefused bids\tviolations before\tafter\tof them new/deeper\tlowest V before\tafter\t")
+	fmt.Fprintln(tw, "market\tDSO need kW\tbought\tshort\tTSO need kW\tbought\tshort\tDSO EUR\tTSO EUR\ttotal EUR\tsold twice kW\trefused bids\t")
 	for _, row := range r.Rows {
 		refused := fmt.Sprint(row.Refused)
 		if row.Reference {
 			refused = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.4f\t%.4f\t\n", row.Scheme,
-			kwString(row.DSONeedW), kwString(row.DSOBoughtW), kwString(row.TSONeedW), kwString(row.TSOBoughtW),
-			kwString(row.DSOShortW), kwString(row.TSOShortW), row.DSOCost.Amount, row.TSOCost.Amount, row.TotalCost.Amount,
-			kwString(row.SoldTwiceW), refused, row.Before.Violations, row.After.Violations, row.After.Worse, row.Before.MinVmPU, row.After.MinVmPU)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.Scheme,
+			kwString(row.DSONeedW), kwString(row.DSOBoughtW), kwString(row.DSOShortW), kwString(row.TSONeedW), kwString(row.TSOBoughtW), kwString(row.TSOShortW),
+			row.DSOCost.Amount, row.TSOCost.Amount, row.TotalCost.Amount, kwString(row.SoldTwiceW), refused)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "grid\tviolations before\tafter\tnew/deeper\tlowest V before\tafter\t")
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.4f\t\n", row.Scheme, row.Before.Violations, row.After.Violations, row.After.Worse, row.Before.MinVmPU, row.After.MinVmPU)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -974,16 +996,38 @@ func printCoordination(w io.Writer, r *CoordinationReport) {
 		if worst == "" {
 			worst = "none"
 		}
-		fmt.Fprintf(w, "  %s: worst violation after: %s\n", row.Scheme, worst)
+		fmt.Fprintf(w, "  worst after, %s: %s\n", row.Scheme, worst)
 	}
 	if len(r.Rows) > 0 {
-		fmt.Fprintf(w, "  (before, in every row: %s)\n", r.Rows[0].Before.Worst)
+		fmt.Fprintf(w, "  worst before (the forecast): %s\n", r.Rows[0].Before.Worst)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "What it means: \"before\" is the DSO's forecast of the evening; \"after\" is a full AC power flow with every")
-	fmt.Fprintln(w, "obligation of both buyers activated at its battery. Without coordination each buyer takes the cheapest batteries")
-	fmt.Fprintln(w, "wherever they are: the TSO's charging deepens the evening undervoltage and some batteries are sold to both buyers")
-	fmt.Fprintln(w, "at once. Under the schemes the DSO's traffic light or its market going first keeps the TSO's charging off the")
-	fmt.Fprintln(w, "weak feeders; what that costs shows as the TSO's shortfall or a dearer bill.")
+	for _, line := range coordinationMeaning(r) {
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
+}
+
+// coordinationMeaning says in plain words what the table shows, from its
+// figures.
+func coordinationMeaning(r *CoordinationReport) []string {
+	if len(r.Rows) < 2 {
+		return nil
+	}
+	ref, first := r.Rows[len(r.Rows)-1], r.Rows[0]
+	b := first.Before
+	var out []string
+	out = append(out, fmt.Sprintf("What it means: \"before\" is the DSO's forecast (%d violated bus voltages and loadings over the evening's quarter hours,", b.Violations),
+		fmt.Sprintf("lowest %.4f p.u.); \"after\" is a full AC power flow with every obligation of both buyers activated at its battery.", b.MinVmPU),
+		fmt.Sprintf("Without coordination each buyer takes the cheapest batteries wherever they are: %d violations after (%d new or deeper),", ref.After.Violations, ref.After.Worse),
+		fmt.Sprintf("lowest %.4f p.u., and %s kW of battery capacity sold to both buyers at once.", ref.After.MinVmPU, kwString(ref.SoldTwiceW)))
+	out = append(out, "Under the schemes the DSO's traffic light refuses the TSO's bids where charging would deepen the undervoltage: the TSO",
+		"buys less or pays more. The light judges each bid on its own, so charging it allows bid by bid can still, all together,",
+		"break limits the forecast kept (\"new/deeper\"); clearing all bids under the grid's limits at once is what prevents that.")
+	for _, row := range r.Rows {
+		if row.Scheme == flexhub.CoordinationDSOFirst && row.Shared == 0 {
+			out = append(out, "dso_first had nothing to take off the TSO's bids: no battery the DSO bought still had a bid in the TSO's session.")
+		}
+	}
+	return out
 }
