@@ -72,7 +72,7 @@ type coordOptions struct {
 }
 
 func defaultCoordOptions() coordOptions {
-	return coordOptions{Batteries: 120, Seed: 7, TSOKW: 300, Schemes: coordinationSchemes}
+	return coordOptions{Batteries: 150, Seed: 7, TSOKW: 300, Schemes: coordinationSchemes}
 }
 
 const (

@@ -15,7 +15,7 @@ import (
 )
 
 // TestDemoCoordination runs the coordination comparison as `flexhub demo`
-// does (120 batteries on lv_schutterwald, each scheme in a fresh SQLite
+// does (150 batteries on lv_schutterwald, each scheme in a fresh SQLite
 // store through the service) and checks what a reader of the table
 // relies on: the evening is violated before anything is bought; the
 // product's schemes leave the grid no worse than the forecast and
