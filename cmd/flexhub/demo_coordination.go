@@ -1021,9 +1021,17 @@ func coordinationMeaning(r *CoordinationReport) []string {
 		fmt.Sprintf("lowest %.4f p.u.); \"after\" is a full AC power flow with every obligation of both buyers activated at its battery.", b.MinVmPU),
 		fmt.Sprintf("Without coordination each buyer takes the cheapest batteries wherever they are: %d violations after (%d new or deeper),", ref.After.Violations, ref.After.Worse),
 		fmt.Sprintf("lowest %.4f p.u., and %s kW of battery capacity sold to both buyers at once.", ref.After.MinVmPU, kwString(ref.SoldTwiceW)))
-	out = append(out, "Under the schemes the DSO's traffic light refuses the TSO's bids where charging would deepen the undervoltage: the TSO",
-		"buys less or pays more. The light judges each bid on its own, so charging it allows bid by bid can still, all together,",
-		"break limits the forecast kept (\"new/deeper\"); clearing all bids under the grid's limits at once is what prevents that.")
+	var lit []string
+	for _, row := range r.Rows[:len(r.Rows)-1] {
+		if row.Refused > 0 {
+			lit = append(lit, row.Scheme)
+		}
+	}
+	if len(lit) > 0 {
+		out = append(out, fmt.Sprintf("Under %s the DSO's traffic light refuses the TSO's bids where charging would deepen the undervoltage:", strings.Join(lit, " and ")),
+			"the TSO buys less or pays more. The light judges each bid on its own, so charging it allows bid by bid can still, all",
+			"together, break limits the forecast kept (\"new/deeper\"); clearing all bids under the grid's limits at once is what prevents that.")
+	}
 	for _, row := range r.Rows {
 		if row.Scheme == flexhub.CoordinationDSOFirst && row.Shared == 0 {
 			out = append(out, "dso_first had nothing to take off the TSO's bids: no battery the DSO bought still had a bid in the TSO's session.")

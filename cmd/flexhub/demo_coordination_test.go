@@ -362,3 +362,52 @@ func readDirNames(dir string) ([]string, error) {
 	}
 	return names, err
 }
+
+// TestCoordScenarioSeeded: the scenario is the seed's — the same seed
+// places the batteries at the same buses with the same prices, another
+// seed elsewhere — and the batteries sit at distinct load buses with
+// prices in the stated ranges.
+func TestCoordScenarioSeeded(t *testing.T) {
+	opt := defaultCoordOptions()
+	a, err := newCoordScenario(demoShared, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newCoordScenario(demoShared, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Seed++
+	c, err := newCoordScenario(demoShared, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(sc *coordScenario) string {
+		return strings.Join(sc.bus, ",") + "|" + strings.Join(sc.dsoPrice, ",") + "|" + strings.Join(sc.tsoPrice, ",")
+	}
+	if key(a) != key(b) {
+		t.Errorf("the same seed gave two scenarios")
+	}
+	if key(a) == key(c) {
+		t.Errorf("another seed gave the same scenario")
+	}
+	loads := map[string]bool{}
+	for _, l := range a.net.Loads {
+		loads[l.Bus] = true
+	}
+	seen := map[string]bool{}
+	for i, bus := range a.bus {
+		if !loads[bus] || seen[bus] {
+			t.Errorf("battery %d at bus %s: not a load bus, or taken twice", i+1, bus)
+		}
+		seen[bus] = true
+		d, _ := flexhub.ParseAmount("dso", a.dsoPrice[i])
+		ts, _ := flexhub.ParseAmount("tso", a.tsoPrice[i])
+		if d < 100_0000 || d > 200_0000 || ts < 40_0000 || ts > 120_0000 {
+			t.Errorf("battery %d: DSO price %s, TSO price %s EUR/MW/h, outside 100-200 and 40-120", i+1, a.dsoPrice[i], a.tsoPrice[i])
+		}
+	}
+	if len(a.bus) != opt.Batteries {
+		t.Errorf("%d batteries, want %d", len(a.bus), opt.Batteries)
+	}
+}
