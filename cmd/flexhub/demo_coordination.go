@@ -119,10 +119,9 @@ type CoordinationRow struct {
 	Refused    int           `json:"refused_bids" doc:"bids the DSO's traffic light refused (red, or amber below the bid's minimum)"`
 	// Shared counts the batteries the DSO bought some of whose TSO bid
 	// still reached the TSO's session: those dso_first cuts.
-	Shared       int         `json:"dso_bought_offered_to_tso" doc:"batteries the DSO bought that still had a bid in the TSO's session"`
-	Before       GridSummary `json:"before"`
-	After        GridSummary `json:"after"`
-	SessionNotes []string    `json:"notes,omitempty"`
+	Shared int         `json:"dso_bought_offered_to_tso" doc:"batteries the DSO bought that still had a bid in the TSO's session"`
+	Before GridSummary `json:"before"`
+	After  GridSummary `json:"after"`
 }
 
 // GridSummary is the grid over the forecast's intervals.
