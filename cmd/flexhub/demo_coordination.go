@@ -67,12 +67,16 @@ func (d *demoCoordination) options() (coordOptions, error) {
 type coordOptions struct {
 	Batteries int     // household batteries, 5 kW up and down each
 	Seed      uint64  // placement and prices
-	TSOKW     float64 // the TSO's mFRR down need per quarter hour
-	Schemes   []string
+	TSOKW     float64 // the TSO's mFRR need per quarter hour
+	// TSODirection is the TSO's need: down (batteries charging, the
+	// demo's) or up (the same direction as the DSO's: the tests use it
+	// to make both buyers want the same batteries).
+	TSODirection string
+	Schemes      []string
 }
 
 func defaultCoordOptions() coordOptions {
-	return coordOptions{Batteries: 150, Seed: 7, TSOKW: 300, Schemes: coordinationSchemes}
+	return coordOptions{Batteries: 150, Seed: 7, TSOKW: 300, TSODirection: "down", Schemes: coordinationSchemes}
 }
 
 const (
@@ -91,6 +95,7 @@ type CoordinationReport struct {
 	Forecast    string `json:"forecast" doc:"what the DSO's forecast is made of"`
 	Window      string `json:"window" doc:"the forecast's intervals (UTC)"`
 	Batteries   int    `json:"batteries"`
+	TSONeed     string `json:"tso_need" doc:"the TSO's mFRR need per quarter hour and its direction"`
 	BatteryW    int64  `json:"battery_w" doc:"each battery's capability up and down"`
 	Seed        uint64 `json:"seed"`
 	GridNeeds   int    `json:"grid_needs" doc:"needs the DSO's forecast gives (GET needs)"`
@@ -329,7 +334,7 @@ func runCoordination(ctx context.Context, sc *coordScenario, progress io.Writer)
 	fmt.Fprintf(progress, "TSO–DSO coordination on lv_schutterwald (%d batteries, seed %d): one fresh store per scheme\n", opt.Batteries, opt.Seed)
 	rep := &CoordinationReport{Grid: "lv_schutterwald (pandapower, " + fmt.Sprint(len(sc.net.Buses)) + " buses)", Forecast: sc.source,
 		Window:    sc.at(0).Format("2006-01-02 15:04") + "–" + sc.at(forecastCount).Format("15:04") + " UTC",
-		Batteries: opt.Batteries, BatteryW: batteryW, Seed: opt.Seed}
+		Batteries: opt.Batteries, BatteryW: batteryW, Seed: opt.Seed, TSONeed: fmt.Sprintf("%g kW %s", opt.TSOKW, opt.TSODirection)}
 	var runs []*schemeRun
 	for _, scheme := range opt.Schemes {
 		start := time.Now()
@@ -431,7 +436,8 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 	if err != nil {
 		return nil, err
 	}
-	mfrr, err := product(tso, "mFRR down (households)", "balancing_mfrr", "down")
+	tsoDir := sc.opt.TSODirection
+	mfrr, err := product(tso, "mFRR "+tsoDir+" (households)", "balancing_mfrr", tsoDir)
 	if err != nil {
 		return nil, err
 	}
@@ -532,8 +538,8 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 		run.dsoNeeds = append(run.dsoNeeds, pn)
 	}
 	run.tsoNeed = plannedNeed{maxPrice: "150.00"}
-	tsoSpec := flexhub.NeedSpec{ProductID: mfrr.ID, GridAreaID: ga.Object.ID, Direction: "down", Buys: "capacity",
-		Description: "mFRR down: the evening's imbalance, households' batteries charging"}
+	tsoSpec := flexhub.NeedSpec{ProductID: mfrr.ID, GridAreaID: ga.Object.ID, Direction: tsoDir, Buys: "capacity",
+		Description: "mFRR " + tsoDir + ": the evening's imbalance, from households' batteries"}
 	for k := range needCount {
 		t := sc.at(needFrom - forecastFrom + k)
 		tsoSpec.Intervals = append(tsoSpec.Intervals, flexhub.NeedInterval{Start: t, Quantity: flexhub.MarketQuantity{Value: sc.opt.TSOKW, Unit: "kW"},
@@ -561,7 +567,7 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 		}
 		dsoSession = c.Object
 	}
-	ts, err := svc.CreateSession(as(mo), flexhub.SessionSpec{Name: "mFRR down, evening", Kind: "day_ahead", NeedIDs: []string{tsoNeed.Object.ID},
+	ts, err := svc.CreateSession(as(mo), flexhub.SessionSpec{Name: "mFRR " + tsoDir + ", evening", Kind: "day_ahead", NeedIDs: []string{tsoNeed.Object.ID},
 		GateOpening: open, GateClosure: closure, Coordination: scheme}, "")
 	if err != nil {
 		return nil, fmt.Errorf("TSO session: %w", err)
@@ -674,9 +680,9 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 	}
 	ob := newObligations(len(sc.bus))
 	for _, set := range []struct {
-		res  *app.SessionResults
-		sign int64
-	}{{run.dsoResults, 1}, {run.tsoResults, -1}} {
+		res *app.SessionResults
+		by  [][]int64
+	}{{run.dsoResults, ob.dso}, {run.tsoResults, ob.tso}} {
 		dir := map[string]int64{}
 		for _, n := range set.res.Needs {
 			dir[n.NeedID] = 1
@@ -690,7 +696,9 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 				return nil, fmt.Errorf("award %s for an unknown resource %s", a.ID, a.ResourceID)
 			}
 			for _, iv := range a.Intervals {
-				ob.add(i, sc.interval(iv.Start), dir[a.NeedID]*iv.Accepted)
+				if k := sc.interval(iv.Start); k >= 0 {
+					set.by[i][k] += dir[a.NeedID] * iv.Accepted
+				}
 			}
 		}
 	}
@@ -703,7 +711,7 @@ func runScheme(ctx context.Context, sc *coordScenario, scheme string, progress i
 	for i, id := range run.batteryID {
 		bought := false
 		for k := range forecastCount {
-			bought = bought || ob.up[i][k] > 0
+			bought = bought || ob.dso[i][k] != 0
 		}
 		if bought && offered[id] {
 			run.row.Shared++
@@ -751,40 +759,36 @@ func (sc *coordScenario) interval(t time.Time) int {
 	return k
 }
 
-// obligations are each battery's obligations per forecast interval: up
-// (DSO) and down (TSO) separately, in W.
+// obligations are each battery's obligations per forecast interval, to
+// each buyer, in W: positive up, negative down.
 type obligations struct {
-	up, down [][]int64
+	dso, tso [][]int64
 }
 
 func newObligations(n int) *obligations {
-	o := &obligations{up: make([][]int64, n), down: make([][]int64, n)}
+	o := &obligations{dso: make([][]int64, n), tso: make([][]int64, n)}
 	for i := range n {
-		o.up[i], o.down[i] = make([]int64, forecastCount), make([]int64, forecastCount)
+		o.dso[i], o.tso[i] = make([]int64, forecastCount), make([]int64, forecastCount)
 	}
 	return o
 }
 
-func (o *obligations) add(i, k int, w int64) {
-	if k < 0 {
-		return
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
 	}
-	if w >= 0 {
-		o.up[i][k] += w
-	} else {
-		o.down[i][k] -= w
-	}
+	return x
 }
 
-// soldTwice sums, over batteries and intervals, what the obligations of
-// both directions together ask beyond the battery's capability: a 5 kW
-// battery can be held for 5 kW in one direction or split between the
-// two, not 5 kW up for one buyer and 5 kW down for the other.
+// soldTwice sums, over batteries and intervals, what the two buyers'
+// obligations together ask beyond the battery's capability, whatever
+// their directions: a 5 kW battery can be held for 5 kW, to one buyer or
+// split between them, not for 5 kW to each.
 func (o *obligations) soldTwice() int64 {
 	var s int64
-	for i := range o.up {
-		for k := range o.up[i] {
-			s += max(0, o.up[i][k]+o.down[i][k]-batteryW)
+	for i := range o.dso {
+		for k := range o.dso[i] {
+			s += max(0, abs(o.dso[i][k])+abs(o.tso[i][k])-batteryW)
 		}
 	}
 	return s
@@ -792,7 +796,7 @@ func (o *obligations) soldTwice() int64 {
 
 // states runs the full AC power flow of every forecast interval, with
 // every obligation activated at its battery's bus (each battery's net
-// change, up minus down, capped at its capability); ob nil: the
+// change, the sum of its signed obligations, capped at its capability); ob nil: the
 // forecast itself.
 func (sc *coordScenario) states(ob *obligations) ([]*gridops.State, error) {
 	if ob == nil && sc.before != nil {
@@ -804,7 +808,7 @@ func (sc *coordScenario) states(ob *obligations) ([]*gridops.State, error) {
 		p := append([]float64(nil), sc.p[k]...)
 		if ob != nil {
 			for i, bus := range sc.bus {
-				d := min(batteryW, max(-batteryW, ob.up[i][k]-ob.down[i][k]))
+				d := min(batteryW, max(-batteryW, ob.dso[i][k]+ob.tso[i][k]))
 				p[idx[bus]] += float64(d) / 1e6
 			}
 		}
@@ -909,10 +913,13 @@ func (sc *coordScenario) reference(run *schemeRun) (*CoordinationRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		sign, cost := int64(1), &dsoCost
+		sign, cost, by := int64(1), &dsoCost, ob.dso
 		need, bought, short := &row.DSONeedW, &row.DSOBoughtW, &row.DSOShortW
 		if j == 0 {
-			sign, cost = -1, &tsoCost
+			cost, by = &tsoCost, ob.tso
+			if sc.opt.TSODirection == "down" {
+				sign = -1
+			}
 			need, bought, short = &row.TSONeedW, &row.TSOBoughtW, &row.TSOShortW
 		}
 		for t := range n.demand {
@@ -926,7 +933,9 @@ func (sc *coordScenario) reference(run *schemeRun) (*CoordinationRow, error) {
 				}
 				*bought += a
 				*cost += amountFor(a, p.Bids[bi].Price[t], quarterSecs)
-				ob.add(b.battery, sc.interval(n.starts[t]), sign*a)
+				if k := sc.interval(n.starts[t]); k >= 0 {
+					by[b.battery][k] += sign * a
+				}
 			}
 		}
 		if j == 0 {
@@ -967,8 +976,8 @@ func printCoordination(w io.Writer, r *CoordinationReport) {
 	}
 	fmt.Fprintf(w, "== TSO–DSO coordination on %s, %s\n", r.Grid, r.Window)
 	fmt.Fprintf(w, "Forecast: %s.\n", r.Forecast)
-	fmt.Fprintf(w, "%d household batteries (%s kW up and down each) bid into both buyers' sessions; the DSO's %d needs from the forecast (%d without a battery at their buses, not published); the TSO buys mFRR down (batteries charging).\n",
-		r.Batteries, kwString(r.BatteryW), r.GridNeeds, r.Unpublished)
+	fmt.Fprintf(w, "%d household batteries (%s kW up and down each) bid into both buyers' sessions; the DSO's %d needs from the forecast (%d without a battery at their buses, not published); the TSO buys mFRR, %s per quarter hour 17:30–19:30.\n",
+		r.Batteries, kwString(r.BatteryW), r.GridNeeds, r.Unpublished, r.TSONeed)
 	fmt.Fprintf(w, "kW are summed over the quarter hours (÷4: kWh); costs are capacity, pay as bid; \"sold twice\": obligations beyond a battery's 5 kW.\n\n")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "market\tDSO need kW\tbought\tshort\tTSO need kW\tbought\tshort\tDSO EUR\tTSO EUR\ttotal EUR\tsold twice kW\trefused bids\t")

@@ -256,14 +256,13 @@ func checkSums(t *testing.T, run *schemeRun) {
 		t.Errorf("%s: DSO %s + TSO %s != total %s", s, row.DSOCost.Amount, row.TSOCost.Amount, row.TotalCost.Amount)
 	}
 	var twice int64
-	for i := range run.ob.up {
-		for k := range run.ob.up[i] {
-			if run.ob.up[i][k] > batteryW || run.ob.down[i][k] > batteryW {
-				t.Errorf("%s: battery %d holds %d W up and %d W down at %s: more than its 5 kW in one direction", s, i+1, run.ob.up[i][k], run.ob.down[i][k], run.sc.at(k).Format("15:04"))
+	for i := range run.ob.dso {
+		for k := range run.ob.dso[i] {
+			d, o := run.ob.dso[i][k], run.ob.tso[i][k]
+			if abs(d) > batteryW || abs(o) > batteryW {
+				t.Errorf("%s: battery %d holds %d W for the DSO and %d W for the TSO at %s: more than its 5 kW to one buyer", s, i+1, d, o, run.sc.at(k).Format("15:04"))
 			}
-			if u, d := run.ob.up[i][k], run.ob.down[i][k]; u+d > batteryW {
-				twice += u + d - batteryW
-			}
+			twice += max(0, abs(d)+abs(o)-batteryW)
 		}
 	}
 	if twice != row.SoldTwiceW {
@@ -409,5 +408,56 @@ func TestCoordScenarioSeeded(t *testing.T) {
 	}
 	if len(a.bus) != opt.Batteries {
 		t.Errorf("%d batteries, want %d", len(a.bus), opt.Batteries)
+	}
+}
+
+// TestDemoCoordinationSameBatteries: with the TSO buying upward too, the
+// two buyers want the same batteries in the same direction and the
+// traffic light has nothing against it, so under dso_approval some
+// batteries the DSO bought are sold again to the TSO; dso_first lets the
+// DSO's market clear first and offers the TSO only what is left: no
+// battery sold twice. (A smaller comparison: 60 batteries, 150 kW.)
+func TestDemoCoordinationSameBatteries(t *testing.T) {
+	opt := defaultCoordOptions()
+	opt.Batteries, opt.TSOKW, opt.TSODirection = 60, 150, "up"
+	sc, err := newCoordScenario(demoShared, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, runs, err := runCoordination(context.Background(), sc, &progress)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	var table bytes.Buffer
+	printCoordination(&table, rep)
+	t.Log("\n" + table.String())
+	rows := map[string]*schemeRun{}
+	for _, run := range runs {
+		rows[run.row.Scheme] = run
+		checkSums(t, run)
+		if _, deeper := worsened(t, sc, run.ob); len(deeper) > 0 {
+			t.Errorf("%s: %d violations of the forecast deeper, e.g. %s", run.row.Scheme, len(deeper), deeper[0])
+		}
+	}
+	approval, first := rows[flexhub.CoordinationDSOApproval], rows[flexhub.CoordinationDSOFirst]
+	if approval == nil || first == nil {
+		t.Fatalf("rows %v", rows)
+	}
+	if approval.row.SoldTwiceW == 0 || approval.row.Shared == 0 {
+		t.Fatalf("dso_approval sold %d W twice (%d batteries the DSO bought still offered to the TSO): the scenario does not make the buyers compete",
+			approval.row.SoldTwiceW, approval.row.Shared)
+	}
+	if first.row.SoldTwiceW != 0 {
+		t.Errorf("dso_first sold %d W twice", first.row.SoldTwiceW)
+	}
+	// The DSO's market is the same in both; the TSO gets less under
+	// dso_first (what the DSO took is no longer offered to it).
+	if first.row.DSOBoughtW != approval.row.DSOBoughtW || first.row.DSOCost != approval.row.DSOCost {
+		t.Errorf("the DSO's outcome differs: dso_first %d W %s, dso_approval %d W %s", first.row.DSOBoughtW, first.row.DSOCost.Amount, approval.row.DSOBoughtW, approval.row.DSOCost.Amount)
+	}
+	if first.row.TSOBoughtW >= approval.row.TSOBoughtW && first.row.TSOShortW == 0 && amount(t, first.row.TSOCost) <= amount(t, approval.row.TSOCost) {
+		t.Errorf("dso_first: the TSO bought %d W for %s, as much and as cheaply as under dso_approval (%d W, %s), though the DSO's batteries were taken off",
+			first.row.TSOBoughtW, first.row.TSOCost.Amount, approval.row.TSOBoughtW, approval.row.TSOCost.Amount)
 	}
 }
