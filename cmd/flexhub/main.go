@@ -119,7 +119,8 @@ type config struct {
 	tlsCert  string
 	tlsKey   string
 	json     bool
-	live     demoLive // flexhub demo's activation part (cmd/flexhub/demo_activation.go)
+	live     demoLive         // flexhub demo's activation part (cmd/flexhub/demo_activation.go)
+	coord    demoCoordination // flexhub demo's coordination comparison (cmd/flexhub/demo_coordination.go)
 	// MQTT (cmd/flexhub/mqtt.go)
 	mqttAddr   string
 	mqttBroker string
@@ -142,6 +143,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	if name == "demo" {
 		fs.BoolVar(&c.json, "json", false, "print the day's outcome as JSON instead of tables")
 		c.live.flags(fs)
+		c.coord.flags(fs)
 	}
 	if withServe {
 		fs.StringVar(&c.addr, "addr", env("FLEXHUB_ADDR", "127.0.0.1:8080"), "listen address (env FLEXHUB_ADDR)")

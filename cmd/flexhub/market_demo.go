@@ -26,6 +26,22 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 	if err := c.live.check(); err != nil {
 		return err
 	}
+	// The coordination comparison's scenario is read first: a bad option
+	// or missing data stops the demo before it changes anything.
+	var coord *coordScenario
+	if !c.coord.off {
+		opt, err := c.coord.options()
+		if err != nil {
+			return err
+		}
+		dir, err := sharedDataDir(c)
+		if err != nil {
+			return err
+		}
+		if coord, err = newCoordScenario(dir, opt); err != nil {
+			return fmt.Errorf("coordination: %w", err)
+		}
+	}
 	log, err := newLogger("warn", stderr)
 	if err != nil {
 		return err
@@ -120,12 +136,20 @@ func marketDemo(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("settlement: %w", err)
 		}
 	}
+	if coord != nil {
+		// The coordination comparison runs in stores of its own
+		// (demo_coordination.go); the day above is not touched.
+		if report.Coordination, _, err = runCoordination(ctx, coord, progress); err != nil {
+			return err
+		}
+	}
 	if c.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
 	}
 	printReport(stdout, report)
+	printCoordination(stdout, report.Coordination)
 	return nil
 }
 
@@ -154,6 +178,9 @@ type DayReport struct {
 	// Settlement is each system operator's settlement of the day, after
 	// the activation (absent with --no-activation).
 	Settlement *SettlementReport `json:"settlement,omitempty"`
+	// Coordination compares the TSO–DSO coordination schemes on
+	// lv_schutterwald (absent with --no-coordination).
+	Coordination *CoordinationReport `json:"coordination,omitempty"`
 }
 
 // SessionReport is one cleared session as its market operator sees it.

@@ -21,7 +21,9 @@ var demoShared = filepath.Join("..", "..", "..", "shared", "data")
 func runDemo(t *testing.T, args ...string) (string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	args = append([]string{"demo", "--shared-data", demoShared}, args...)
+	// The coordination comparison has tests of its own
+	// (demo_coordination_test.go).
+	args = append([]string{"demo", "--shared-data", demoShared, "--no-coordination"}, args...)
 	if err := run(context.Background(), args, func(string) string { return "" }, &out, &errb); err != nil {
 		t.Fatalf("flexhub %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
