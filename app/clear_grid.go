@@ -92,25 +92,11 @@ func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInp
 		if err != nil {
 			return nil, err
 		}
-		// A group sits where most of its capability is (its units' buses
-		// are not told apart: docs/GRID_CLEARING.md).
-		best, bestCap := (*flexhub.Resource)(nil), int64(-1)
-		for _, u := range units {
-			if c := capability(u, direction, unit, 0); c > bestCap && u.ConnectionPointID != "" {
-				best, bestCap = u, c
-			}
-		}
-		if best == nil {
-			continue
-		}
-		ref, err := tx.ConnectionPointBus(ctx, best.ConnectionPointID)
-		if flexhub.ErrorKind(err) == flexhub.ENotFound {
-			continue
-		}
+		ref, err := unitsBus(ctx, tx, units, direction, unit)
 		if err != nil {
 			return nil, err
 		}
-		if ref.GridModelID == gm.ID {
+		if ref != nil && ref.GridModelID == gm.ID {
 			g.bus[b.ID] = ref.BusIndex
 		}
 	}
@@ -123,6 +109,27 @@ func (s *Service) loadGridClear(ctx context.Context, tx flexhub.Tx, in *clearInp
 		}
 	}
 	return g, nil
+}
+
+// unitsBus is where a bid's resource sits in its grid model: a group
+// sits where most of its capability in the direction is (its units'
+// buses are not told apart: docs/GRID_CLEARING.md); nil when no unit has
+// a connection point mapped to a bus.
+func unitsBus(ctx context.Context, tx flexhub.Tx, units []*flexhub.Resource, direction, unit string) (*flexhub.GridBusRef, error) {
+	best, bestCap := (*flexhub.Resource)(nil), int64(-1)
+	for _, u := range units {
+		if c := capability(u, direction, unit, 0); c > bestCap && u.ConnectionPointID != "" {
+			best, bestCap = u, c
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	ref, err := tx.ConnectionPointBus(ctx, best.ConnectionPointID)
+	if flexhub.ErrorKind(err) == flexhub.ENotFound {
+		return nil, nil
+	}
+	return ref, err
 }
 
 // newGridClear compiles a grid model for a clearing (no bids placed, no

@@ -175,21 +175,12 @@ func (s *Service) loadCommonMarket(ctx context.Context, tx flexhub.Tx, in *clear
 			}
 			cm.caps[b.ResourceID] = c
 		}
-		best, bestCap := (*flexhub.Resource)(nil), int64(-1)
-		for _, u := range units {
-			if c := capability(u, needDir[b.NeedID], unit, 0); c > bestCap && u.ConnectionPointID != "" {
-				best, bestCap = u, c
-			}
-		}
-		if best == nil {
-			continue
-		}
-		ref, err := tx.ConnectionPointBus(ctx, best.ConnectionPointID)
-		if flexhub.ErrorKind(err) == flexhub.ENotFound {
-			continue
-		}
+		ref, err := unitsBus(ctx, tx, units, needDir[b.NeedID], unit)
 		if err != nil {
 			return nil, err
+		}
+		if ref == nil {
+			continue
 		}
 		g, ok := gridOfArea[ref.GridAreaID]
 		if !ok {
