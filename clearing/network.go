@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Network carries linearised grid limits in compact form: where each bid
@@ -243,28 +245,63 @@ func solveNetworkFast(p *Problem, st *netStats) (*Result, error) {
 		limit = DefaultMaxNodes
 	}
 	x := make([]int64, len(m.slots))
-	for t := range m.nT {
-		s := newNetLP(p, m, t, limit)
-		if err := s.solve(); err != nil {
-			return nil, err
-		}
-		if !s.haveInc {
-			return nil, ErrInfeasible
-		}
-		for j, sl := range s.slots {
-			x[sl] = s.xInt[j]
-		}
-		if st != nil {
-			for l := range 3 {
-				st.cont[l].Add(&st.cont[l], &s.incObj[l])
-			}
-			for j := range s.inc {
-				if !s.inc[j].IsInt() {
-					st.frac++
+	// The intervals are independent: each is solved on its own, as many
+	// at once as there are CPUs (the problem and the model are only
+	// read; each LP writes its own slots of x).
+	stats := make([]netStats, m.nT) // per interval, when st wants them
+	errs := make([]error, m.nT)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(m.nT, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				s := newNetLP(p, m, t, limit)
+				if err := s.solve(); err != nil {
+					errs[t] = err
+					continue
+				}
+				if !s.haveInc {
+					errs[t] = ErrInfeasible
+					continue
+				}
+				for j, sl := range s.slots {
+					x[sl] = s.xInt[j]
+				}
+				if st != nil {
+					one := &stats[t]
+					for l := range 3 {
+						one.cont[l].Set(&s.incObj[l])
+					}
+					for j := range s.inc {
+						if !s.inc[j].IsInt() {
+							one.frac++
+						}
+					}
+					one.active, one.nodes = len(s.act), s.nodes
 				}
 			}
-			st.active += len(s.act)
-			st.nodes += s.nodes
+		}()
+	}
+	for t := range m.nT {
+		next <- t
+	}
+	close(next)
+	wg.Wait()
+	for t := range m.nT {
+		if errs[t] != nil {
+			return nil, errs[t] // the first interval's error, as solving them in order would
+		}
+	}
+	if st != nil {
+		for t := range stats {
+			for l := range 3 {
+				st.cont[l].Add(&st.cont[l], &stats[t].cont[l])
+			}
+			st.frac += stats[t].frac
+			st.active += stats[t].active
+			st.nodes += stats[t].nodes
 		}
 	}
 	return assemble(p, m, x, make([]bool, len(m.items))), nil
