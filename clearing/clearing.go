@@ -105,7 +105,7 @@
 // least the minimum), as do the objective and its tie-break.
 //
 // Without links, exclusive groups or explicit Constraints the intervals
-// are independent and each is solved by a bounded dual simplex over its
+// are independent and each (in parallel, one per CPU) is solved by a bounded dual simplex over its
 // bids in float64, starting from the merit order, with the network rows
 // added lazily (at most 8 of the most violated per round, measured in W of
 // the row's most sensitive bus) until none is violated, inside a
