@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -163,11 +164,11 @@ type coordScenario struct {
 func newCoordScenario(dataDir string, opt coordOptions) (*coordScenario, error) {
 	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	path := filepath.Join(dataDir, "grids", "pandapower", "lv_schutterwald.json")
-	file, err := os.ReadFile(path)
+	file, err := os.ReadFile(path) // kept: each scheme's store gets it uploaded
 	if err != nil {
 		return nil, err
 	}
-	net, err := grid.ReadPandapower(strings.NewReader(string(file)))
+	net, err := grid.ReadPandapower(bytes.NewReader(file))
 	if err != nil {
 		return nil, err
 	}
@@ -183,20 +184,7 @@ func newCoordScenario(dataDir string, opt coordOptions) (*coordScenario, error) 
 	if err != nil {
 		return nil, err
 	}
-	pf, err := os.Open(filepath.Join(dataDir, "meter", "ausgrid_solar_home_customer12_2011-2012.csv"))
-	if err != nil {
-		return nil, err
-	}
-	sh, err := gridops.ReadAusgridSolarHome(pf)
-	pf.Close()
-	if err != nil {
-		return nil, err
-	}
-	pd, err := sh.SameDay(replay)
-	if err != nil {
-		return nil, err
-	}
-	pv, err := sh.DayPerKWp(pd)
+	pv, pd, err := readPVPerKWp(filepath.Join(dataDir, "meter", "ausgrid_solar_home_customer12_2011-2012.csv"), replay)
 	if err != nil {
 		return nil, err
 	}

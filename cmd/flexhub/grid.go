@@ -261,20 +261,8 @@ func loadGridInput(path string, day time.Time, sc gridops.Scaling, households, p
 		src = fmt.Sprintf("the mean of %d SGSC households (%s) scaled to each load's P at the day's peak, held to 15 min", len(kw), filepath.Base(households))
 	}
 	if pvShare > 0 || (aggregate && len(net.Gens) > 0) {
-		pf, err := os.Open(pvFile)
-		if err != nil {
-			return nil, err
-		}
-		sh, err := gridops.ReadAusgridSolarHome(pf)
-		pf.Close()
-		if err != nil {
-			return nil, err
-		}
-		pd, err := sh.SameDay(day)
-		if err != nil {
-			return nil, err
-		}
-		if sc2.PVPerKWp, err = sh.DayPerKWp(pd); err != nil {
+		var pd time.Time
+		if sc2.PVPerKWp, pd, err = readPVPerKWp(pvFile, day); err != nil {
 			return nil, err
 		}
 		if aggregate {
@@ -309,6 +297,27 @@ func nz(x float64) float64 {
 		return 1
 	}
 	return x
+}
+
+// readPVPerKWp reads an Ausgrid solar home file and returns its PV per
+// kWp, per quarter hour, on the day of the same season as day (and that
+// day).
+func readPVPerKWp(path string, day time.Time) ([]float64, time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	sh, err := gridops.ReadAusgridSolarHome(f)
+	f.Close()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	pd, err := sh.SameDay(day)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	pv, err := sh.DayPerKWp(pd)
+	return pv, pd, err
 }
 
 func readHouseholds(path string) (*gridops.HalfHourly, error) {
