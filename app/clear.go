@@ -589,27 +589,12 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 	var best gridBest
 	passes := 0
 	for pass := 1; in.common == nil && len(cols) > 0; pass++ {
-		scaled := scaleProblem(p)
-		r, err := solve(scaled.p)
+		got, why, err := solveScaled(p, solve)
 		if err != nil {
-			return nil, fmt.Errorf("clearing engine: %w", err)
+			return nil, err
 		}
-		if len(r.Accepted) != len(p.Bids) {
-			return nil, fmt.Errorf("clearing engine: %d results for %d bids", len(r.Accepted), len(p.Bids))
-		}
-		changed := pass == 1
-		for i := range r.Accepted {
-			row := make([]int64, len(cols))
-			for c, v := range r.Accepted[i] {
-				row[c] = v * scaled.q
-				if row[c] > p.Bids[i].Quantity[c] || row[c] < 0 {
-					return nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at column %d", p.Bids[i].ID, row[c], p.Bids[i].Quantity[c], c)
-				}
-				changed = changed || row[c] != accepted[i][c]
-			}
-			accepted[i] = row
-		}
-		reasons = r.Reasons
+		changed := pass == 1 || !sameAccepted(got, accepted)
+		accepted, reasons = got, why
 		if in.grid == nil {
 			break
 		}
@@ -788,6 +773,44 @@ func computeClearing(in *clearInput, solve Solver, now time.Time) (*clearOutput,
 		out.results = append(out.results, r)
 	}
 	return out, nil
+}
+
+// solveScaled solves p, scaled down by its common factors (scaleProblem),
+// and returns the accepted quantities in p's units, each checked within
+// its bid's quantity, with the engine's reasons.
+func solveScaled(p *clearing.Problem, solve Solver) ([][]int64, []string, error) {
+	scaled := scaleProblem(p)
+	r, err := solve(scaled.p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clearing engine: %w", err)
+	}
+	if len(r.Accepted) != len(p.Bids) {
+		return nil, nil, fmt.Errorf("clearing engine: %d results for %d bids", len(r.Accepted), len(p.Bids))
+	}
+	out := make([][]int64, len(p.Bids))
+	for i := range r.Accepted {
+		out[i] = make([]int64, len(p.Demand))
+		for c, v := range r.Accepted[i] {
+			out[i][c] = v * scaled.q
+			if out[i][c] > p.Bids[i].Quantity[c] || out[i][c] < 0 {
+				return nil, nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at column %d", p.Bids[i].ID, out[i][c], p.Bids[i].Quantity[c], c)
+			}
+		}
+	}
+	return out, r.Reasons, nil
+}
+
+// sameAccepted reports whether two clearings accepted the same.
+func sameAccepted(a, b [][]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !slices.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // scaled is a problem divided by common factors, and the quantity factor

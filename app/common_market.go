@@ -359,36 +359,18 @@ func (cm *commonMarket) clear(p *clearing.Problem, engineBid []*flexhub.Bid, sig
 	}
 	build()
 	accepted := make([][]int64, len(p.Bids))
-	acceptedT := make([][]int64, len(p.Bids))
-	for i := range acceptedT {
-		acceptedT[i] = make([]int64, nT)
-	}
+	var acceptedT [][]int64
 	var reasons []string
 	var outT []*flexhub.GridOutcome // per grid and time column, flattened (grid-major)
 	var best gridBest
 	passes := 0
 	for pass := 1; ; pass++ {
-		scaled := scaleProblem(pt)
-		r, err := solve(scaled.p)
+		got, why, err := solveScaled(pt, solve)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("clearing engine: %w", err)
+			return nil, nil, nil, err
 		}
-		if len(r.Accepted) != len(pt.Bids) {
-			return nil, nil, nil, fmt.Errorf("clearing engine: %d results for %d bids", len(r.Accepted), len(pt.Bids))
-		}
-		changed := pass == 1
-		for i := range r.Accepted {
-			row := make([]int64, nT)
-			for t, v := range r.Accepted[i] {
-				row[t] = v * scaled.q
-				if row[t] > pt.Bids[i].Quantity[t] || row[t] < 0 {
-					return nil, nil, nil, fmt.Errorf("clearing engine: bid %s accepted %d of %d at %d", pt.Bids[i].ID, row[t], pt.Bids[i].Quantity[t], t)
-				}
-				changed = changed || row[t] != acceptedT[i][t]
-			}
-			acceptedT[i] = row
-		}
-		reasons = r.Reasons
+		changed := pass == 1 || !sameAccepted(got, acceptedT)
+		acceptedT, reasons = got, why
 		if len(cm.grids) == 0 || !changed {
 			break // no grid to check, or the re-linearised rows changed nothing
 		}
