@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -43,16 +42,7 @@ func coordinationCommonMarket(t *testing.T, e *env) {
 		}
 		w.grid(u.key, u.id, map[string]any{"outcome": "approved"})
 	}
-	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
-	if status != 201 {
-		t.Fatalf("upload: %d %s", status, raw)
-	}
-	var up app.GridModelUpload
-	if err := json.Unmarshal([]byte(raw), &up); err != nil {
-		t.Fatal(err)
-	}
-	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{
-		{"connection_point_id": w.cp, "bus_id": "17"}, {"connection_point_id": cp2.ID, "bus_id": "1"}}}, 200, nil)
+	modelID := w.case33bw(t, map[string]string{w.cp: "17", cp2.ID: "1"})
 	day := w.day.Add(3 * time.Hour) // clear of the world's own obligation
 	var gps struct {
 		Items []flexhub.GridPrequalification
@@ -143,20 +133,20 @@ func coordinationCommonMarket(t *testing.T, e *env) {
 		t.Errorf("the battery at bus 17 took everything cheap it could: %d W", at17)
 	}
 	for _, iv := range []flexhub.OutcomeInterval{tsoIv, dsoIv} {
-		if g := iv.Grid; g == nil || g.GridModelID != up.Model.ID || len(g.After) != 0 {
+		if g := iv.Grid; g == nil || g.GridModelID != modelID || len(g.After) != 0 {
 			t.Errorf("grid outcome %+v: want the joint result checked on the DSO's grid, clean", g)
 		}
 	}
 	// The AC power flow of what both buyers bought, through the API.
 	var r app.PowerFlowResult
-	w.do("POST", "/v1/grid-models/"+up.Model.ID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
+	w.do("POST", "/v1/grid-models/"+modelID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
 		{"bus_id": "17", "generation": map[string]any{"value": at17, "unit": "W"}},
 		{"bus_id": "1", "generation": map[string]any{"value": tso[small] + dso[small] + tso[dear] + dso[dear], "unit": "W"}}}}, 200, &r)
 	if len(r.Violations) != 0 {
 		t.Errorf("the joint result breaks limits: %+v", r.Violations)
 	}
 	// The DSO's need alone fits bus 17; with the TSO's it would not.
-	w.do("POST", "/v1/grid-models/"+up.Model.ID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
+	w.do("POST", "/v1/grid-models/"+modelID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
 		{"bus_id": "17", "generation": map[string]any{"value": int64((tsoKW + dsoKW - 300) * 1000), "unit": "W"}}}}, 200, &r)
 	if len(r.Violations) == 0 {
 		t.Errorf("both needs at bus 17 keep every limit: the test's grid does not bind")

@@ -38,16 +38,7 @@ func gridClearing(t *testing.T, e *env) {
 		w.do("POST", "/v1/prequalifications/"+pq.ID+"/decision", w.dsoKey, map[string]any{"outcome": "approved"}, 200, nil)
 		w.grid(u.key, u.id, map[string]any{"outcome": "approved"})
 	}
-	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
-	if status != 201 {
-		t.Fatalf("upload: %d %s", status, raw)
-	}
-	var up app.GridModelUpload
-	if err := json.Unmarshal([]byte(raw), &up); err != nil {
-		t.Fatal(err)
-	}
-	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{
-		{"connection_point_id": w.cp, "bus_id": "17"}, {"connection_point_id": cp2.ID, "bus_id": "1"}}}, 200, nil)
+	modelID := w.case33bw(t, map[string]string{w.cp: "17", cp2.ID: "1"})
 	var gps struct {
 		Items []flexhub.GridPrequalification
 	}
@@ -94,7 +85,7 @@ func gridClearing(t *testing.T, e *env) {
 		t.Errorf("the cheap battery at bus 17 got %d W; bus 17 hosts %.1f kW: want within 2 %% of it", got[cheap], host)
 	}
 	g := oi.Grid
-	if g == nil || g.GridModelID != up.Model.ID || g.Limits == 0 || g.States != "the model's base case" || len(g.After) != 0 || g.Passes < 2 {
+	if g == nil || g.GridModelID != modelID || g.Limits == 0 || g.States != "the model's base case" || len(g.After) != 0 || g.Passes < 2 {
 		t.Errorf("grid outcome %+v: want the model's limits covered and the AC check clean", g)
 	}
 	// The AC power flow through the API: the cleared injections keep every
@@ -102,7 +93,7 @@ func gridClearing(t *testing.T, e *env) {
 	// everything) would not.
 	flow := func(at17, at1 int64) app.PowerFlowResult {
 		var r app.PowerFlowResult
-		w.do("POST", "/v1/grid-models/"+up.Model.ID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
+		w.do("POST", "/v1/grid-models/"+modelID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
 			{"bus_id": "17", "generation": map[string]any{"value": at17, "unit": "W"}}, {"bus_id": "1", "generation": map[string]any{"value": at1, "unit": "W"}}}}, 200, &r)
 		return r
 	}
@@ -144,19 +135,10 @@ func gridClearingReactive(t *testing.T, e *env) {
 		w.do("POST", "/v1/prequalifications/"+pq.ID+"/decision", w.dsoKey, map[string]any{"outcome": "approved"}, 200, nil)
 		w.grid(u.key, u.id, map[string]any{"outcome": "approved"})
 	}
-	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
-	if status != 201 {
-		t.Fatalf("upload: %d %s", status, raw)
-	}
-	var up app.GridModelUpload
-	if err := json.Unmarshal([]byte(raw), &up); err != nil {
-		t.Fatal(err)
-	}
-	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{
-		{"connection_point_id": w.cp, "bus_id": "17"}, {"connection_point_id": cp2.ID, "bus_id": "1"}}}, 200, nil)
+	modelID := w.case33bw(t, map[string]string{w.cp: "17", cp2.ID: "1"})
 	flow := func(at17, at1 int64) app.PowerFlowResult {
 		var r app.PowerFlowResult
-		w.do("POST", "/v1/grid-models/"+up.Model.ID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
+		w.do("POST", "/v1/grid-models/"+modelID+"/power-flow?summary=true", w.dsoKey, map[string]any{"injections": []map[string]any{
 			{"bus_id": "17", "reactive_generation": map[string]any{"value": at17, "unit": "var"}},
 			{"bus_id": "1", "reactive_generation": map[string]any{"value": at1, "unit": "var"}}}}, 200, &r)
 		return r
@@ -198,4 +180,24 @@ func gridClearingReactive(t *testing.T, e *env) {
 	if r := flow(got[cheap], got[dear]); len(r.Violations) != 0 {
 		t.Errorf("the cleared reactive injections break limits: %+v", r.Violations)
 	}
+}
+
+// case33bw uploads the case33bw feeder as the DSO's grid model of the
+// world's grid area and maps connection points to buses (cp → bus id).
+func (w *smWorld) case33bw(t *testing.T, buses map[string]string) string {
+	t.Helper()
+	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
+	if status != 201 {
+		t.Fatalf("upload: %d %s", status, raw)
+	}
+	var up app.GridModelUpload
+	if err := json.Unmarshal([]byte(raw), &up); err != nil || up.Model.ID == "" {
+		t.Fatalf("upload answer %s: %v", raw, err)
+	}
+	var maps []map[string]any
+	for cp, bus := range buses {
+		maps = append(maps, map[string]any{"connection_point_id": cp, "bus_id": bus})
+	}
+	w.do("PUT", "/v1/grid-models/"+up.Model.ID+"/mappings", w.dsoKey, map[string]any{"mappings": maps}, 200, nil)
+	return up.Model.ID
 }

@@ -1,7 +1,6 @@
 package http_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,18 +29,7 @@ func TestGridTrafficLightPostgres(t *testing.T) {
 // at that connection point where the grid is violated.
 func gridTrafficLight(t *testing.T, e *env) {
 	w := newSecondaryWorldOn(t, e)
-	status, raw := w.upload(w.ga, "pandapower", w.dsoKey, readFile(t, gridData(t, "pandapower", "case33bw.json")))
-	if status != 201 {
-		t.Fatalf("upload: %d %s", status, raw)
-	}
-	var up struct {
-		Model flexhub.GridModel `json:"model"`
-	}
-	if err := json.Unmarshal([]byte(raw), &up); err != nil || up.Model.ID == "" {
-		t.Fatalf("upload answer %s: %v", raw, err)
-	}
-	model := up.Model.ID
-	w.do("PUT", "/v1/grid-models/"+model+"/mappings", w.dsoKey, map[string]any{"mappings": []map[string]any{{"connection_point_id": w.cp, "bus_id": "17"}}}, 200, nil)
+	model := w.case33bw(t, map[string]string{w.cp: "17"})
 
 	var gps struct {
 		Items []flexhub.GridPrequalification
